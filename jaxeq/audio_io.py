@@ -1,0 +1,83 @@
+"""Audio files in and out, and the checks that turn unusable audio into one clear error.
+
+Arrays follow soundfile: `(samples,)` for mono, `(samples, channels)` otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from jaxeq.atomic import atomic_path
+
+MIN_SAMPLE_RATE = 8000
+MAX_SAMPLE_RATE = 192000
+
+
+class AudioError(ValueError):
+  """Audio that cannot be used; the message is one line naming the file and the reason."""
+
+
+def check_sample_rate(sample_rate) -> int:
+  if (not isinstance(sample_rate, (int, np.integer, float)) or sample_rate != int(sample_rate)
+      or not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE):
+    raise AudioError(f"sample rate {sample_rate!r} Hz is not supported: expected a whole "
+                     f"number from {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz")
+  return int(sample_rate)
+
+
+def check_audio(audio, sample_rate) -> np.ndarray:
+  """`audio` as a floating-point array, after checking shape, rate and values."""
+  check_sample_rate(sample_rate)
+  audio = np.asarray(audio)
+  if not np.issubdtype(audio.dtype, np.floating):
+    raise AudioError(f"audio must be floating point in [-1, 1], got dtype {audio.dtype}")
+  if audio.ndim not in (1, 2):
+    raise AudioError(f"audio must be shaped (samples,) or (samples, channels), got {audio.shape}")
+  if audio.ndim == 2 and (audio.shape[1] == 0 or audio.shape[1] > audio.shape[0]):
+    raise AudioError(f"audio shaped {audio.shape} has more channels than samples: "
+                     "expected (samples, channels); transpose a (channels, samples) array")
+  if audio.shape[0] == 0:
+    raise AudioError("audio has no samples")
+  if not np.all(np.isfinite(audio)):
+    bad = int(np.sum(~np.isfinite(audio)))
+    raise AudioError(f"audio has {bad} NaN or infinite samples")
+  return audio
+
+
+def load_audio(path, dtype: str = "float32") -> tuple[np.ndarray, int]:
+  """`(audio, sample_rate)` from any file libsndfile reads (WAV, FLAC, OGG, AIFF, MP3...)."""
+  path = Path(path)
+  if not path.is_file():
+    raise AudioError(f"{path}: no such file")
+  try:
+    audio, sample_rate = sf.read(path, dtype=dtype, always_2d=False)
+  except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
+    reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+    raise AudioError(f"{path}: not a readable audio file ({reason})") from None
+  try:
+    check_audio(audio, sample_rate)
+  except AudioError as e:
+    raise AudioError(f"{path}: {e}") from None
+  return audio, sample_rate
+
+
+def save_audio(path, audio, sample_rate: int, *, subtype: str | None = None,
+               format: str | None = None) -> None:
+  """Write `audio` atomically (a temporary file renamed into place).
+
+  `format` defaults to the file extension and `subtype` to that format's default; pass the
+  input's (`soundfile.info(path).subtype`) to keep e.g. 24-bit PCM.
+  """
+  path = Path(path)
+  audio = check_audio(audio, sample_rate)
+  format = format or path.suffix.lstrip(".").upper()
+  if not sf.check_format(format, subtype):
+    raise AudioError(f"{path}: cannot write format {format!r} with subtype {subtype!r}")
+  path.parent.mkdir(parents=True, exist_ok=True)
+  with atomic_path(path, suffix=path.suffix) as tmp:
+    sf.write(tmp, audio, int(sample_rate), subtype=subtype, format=format)
+    os.chmod(tmp, 0o644)

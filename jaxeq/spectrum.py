@@ -1,0 +1,179 @@
+"""Spectral analysis (DESIGN.md §2): long-term spectra, classifier spectrograms, differences.
+
+Audio is analysed at `SAMPLE_RATE` (resampled when needed), mixed down to mono, with a Hann
+window of `N_FFT` samples. Spectra live on `FREQS`, 256 log-spaced points from 20 Hz to
+20 kHz. Audio-domain functions take and return NumPy; curve functions (`smooth`,
+`zero_centre`, `difference`) are pure JAX and work on batches of curves.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax.numpy as jnp
+import numpy as np
+import soxr
+
+from jaxeq.audio_io import AudioError, check_audio
+
+SAMPLE_RATE = 44100
+N_FFT = 2048
+HOP = 1024
+FREQS = np.geomspace(20.0, 20000.0, 256)
+FREQS.setflags(write=False)
+# Frames this far below the loudest frame are rests, not the instrument's spectrum.
+GATE_DB = 60.0
+# Below this a frame (or a whole clip) counts as digital silence.
+SILENCE_DBFS = -100.0
+FLOOR_DB = -120.0
+WINDOW_SECONDS = 6.0
+WINDOW_FRAMES = 256
+X_SMOOTHING_OCTAVES = 1 / 6
+D_SMOOTHING_OCTAVES = 1 / 3
+MAX_DIFFERENCE_DB = 12.0
+
+
+@functools.lru_cache(maxsize=8)
+def band_matrix(sample_rate: int = SAMPLE_RATE, n_fft: int = N_FFT) -> np.ndarray:
+  """`(n_fft // 2 + 1, 256)` weights mapping an FFT power spectrum onto `FREQS`.
+
+  Each grid point owns the band between the geometric midpoints to its neighbours and gets
+  the mean power of the FFT bins inside it; where a band is narrower than a bin (the low
+  end), the power is interpolated linearly at the grid point instead.
+  """
+  bins = np.arange(n_fft // 2 + 1) * sample_rate / n_fft
+  ratio = np.sqrt(FREQS[1] / FREQS[0])
+  edges = np.concatenate([[FREQS[0] / ratio], np.sqrt(FREQS[1:] * FREQS[:-1]), [FREQS[-1] * ratio]])
+  weights = np.zeros((len(bins), len(FREQS)))
+  for j, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
+    inside = (bins >= lo) & (bins < hi)
+    if inside.any():
+      weights[inside, j] = 1.0 / inside.sum()
+    else:
+      pos = FREQS[j] / (sample_rate / n_fft)
+      k = int(np.floor(pos))
+      weights[k, j] += 1.0 - (pos - k)
+      weights[k + 1, j] += pos - k
+  return weights
+
+
+def _analysis_signal(audio, sample_rate) -> np.ndarray:
+  """Mono float64 at `SAMPLE_RATE`; raises `AudioError` for unusable audio."""
+  audio = check_audio(audio, sample_rate)
+  mono = audio.mean(axis=1) if audio.ndim == 2 else audio
+  mono = mono.astype(np.float64)
+  if sample_rate != SAMPLE_RATE:
+    mono = soxr.resample(mono, sample_rate, SAMPLE_RATE, quality="HQ")
+  if len(mono) < N_FFT:
+    raise AudioError(f"audio is too short to analyse: {len(mono) / SAMPLE_RATE * 1000:.0f} ms, "
+                     f"needs at least {N_FFT / SAMPLE_RATE * 1000:.0f} ms")
+  if not np.any(mono):
+    raise AudioError("audio is silent")
+  return mono
+
+
+def _frames(signal: np.ndarray, hop: int, count: int | None = None) -> np.ndarray:
+  """A read-only `(frames, N_FFT)` view of `signal` (which must be long enough)."""
+  count = 1 + (len(signal) - N_FFT) // hop if count is None else count
+  view = np.lib.stride_tricks.sliding_window_view(signal, N_FFT)
+  return view[: (count - 1) * hop + 1 : hop]
+
+
+def _frame_power_db(frames: np.ndarray, window: np.ndarray) -> np.ndarray:
+  """Mean-square level of each windowed frame in dBFS (a full-scale sine reads -3 dB)."""
+  energy = np.einsum("ft,t->f", frames**2, window**2) / np.sum(window**2)
+  return 10 * np.log10(np.maximum(energy, 1e-30))
+
+
+def _to_grid_db(power: np.ndarray) -> np.ndarray:
+  """FFT power `(..., bins)` → dB on `FREQS`, floored at `FLOOR_DB`."""
+  banded = power @ band_matrix()
+  return np.maximum(10 * np.log10(np.maximum(banded, 1e-30)), FLOOR_DB)
+
+
+def long_term_spectrum(audio, sample_rate: int, smoothing_octaves: float = X_SMOOTHING_OCTAVES,
+                       block_frames: int = 2048) -> np.ndarray:
+  """The track's long-term spectrum: 256 dB values on `FREQS` (float32).
+
+  Mean power over frames, leaving out frames more than `GATE_DB` below the loudest, so a
+  track with long rests is not dragged down; then `smoothing_octaves` smoothing.
+  """
+  signal = _analysis_signal(audio, sample_rate)
+  window = np.hanning(N_FFT + 1)[:-1]  # periodic Hann
+  frames = _frames(signal, HOP)
+  level_db = _frame_power_db(frames, window)
+  if level_db.max() < SILENCE_DBFS:
+    raise AudioError(f"audio is silent (loudest frame {level_db.max():.0f} dBFS)")
+  kept = np.flatnonzero(level_db >= level_db.max() - GATE_DB)
+  power = np.zeros(N_FFT // 2 + 1)
+  for start in range(0, len(kept), block_frames):  # bounded memory for long tracks
+    block = frames[kept[start:start + block_frames]] * window
+    power += np.sum(np.abs(np.fft.rfft(block, axis=-1)) ** 2, axis=0)
+  # Scaled so that a full-scale sine at a grid frequency reads about 0 dB.
+  power /= len(kept) * (np.sum(window) / 2) ** 2
+  curve = _to_grid_db(power)
+  return np.asarray(smooth(curve, smoothing_octaves), dtype=np.float32)
+
+
+def log_spectrogram_windows(audio, sample_rate: int) -> np.ndarray:
+  """The classifier's input: `(windows, 256 frames, 256 frequencies)` dB spectrograms.
+
+  Each window covers `WINDOW_SECONDS` (6 s) in `WINDOW_FRAMES` frames on the `FREQS` grid.
+  A clip shorter than a window is zero-padded to one window; a longer one is cut into
+  consecutive windows (a last partial one is kept if it covers half a window). Windows
+  `GATE_DB` quieter than the loudest are rests and are left out; at least one remains.
+  """
+  signal = _analysis_signal(audio, sample_rate)
+  window_len = int(WINDOW_SECONDS * SAMPLE_RATE)
+  hop = window_len // WINDOW_FRAMES
+  count = max(1, int(np.floor(len(signal) / window_len + 0.5)))
+  padded = np.zeros(count * window_len + N_FFT)
+  usable = min(len(signal), count * window_len)
+  padded[:usable] = signal[:usable]
+  hann = np.hanning(N_FFT + 1)[:-1]
+  specs, levels = [], []
+  for w in range(count):
+    frames = _frames(padded[w * window_len:], hop, WINDOW_FRAMES)
+    power = np.abs(np.fft.rfft(frames * hann, axis=-1)) ** 2 / (np.sum(hann) / 2) ** 2
+    specs.append(_to_grid_db(power))
+    levels.append(np.max(_frame_power_db(frames, hann)))
+  levels = np.array(levels)
+  if levels.max() < SILENCE_DBFS:
+    raise AudioError(f"audio is silent (loudest frame {levels.max():.0f} dBFS)")
+  keep = levels >= levels.max() - GATE_DB
+  return np.stack(specs)[keep].astype(np.float32)
+
+
+@functools.lru_cache(maxsize=16)
+def _smoothing_matrix(octaves: float) -> np.ndarray:
+  """Row-normalised box of `octaves` width around each grid point (truncated at the ends)."""
+  log2 = np.log2(FREQS)
+  inside = np.abs(log2[:, None] - log2[None, :]) <= octaves / 2 + 1e-9
+  return (inside / inside.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def smooth(curve_db, octaves: float) -> jnp.ndarray:
+  """Fractional-octave smoothing of `(..., 256)` dB curves; `octaves=0` leaves them as they are."""
+  if not octaves >= 0:
+    raise ValueError(f"smoothing width {octaves!r} octaves must be >= 0")
+  curve_db = jnp.asarray(curve_db, jnp.float32)
+  if octaves == 0:
+    return curve_db
+  return curve_db @ _smoothing_matrix(float(octaves)).T
+
+
+def zero_centre(curve_db) -> jnp.ndarray:
+  """Subtract each curve's mean over `FREQS`: overall level is not the EQ's job."""
+  curve_db = jnp.asarray(curve_db)
+  return curve_db - jnp.mean(curve_db, axis=-1, keepdims=True)
+
+
+def difference(target_db, input_db, smoothing_octaves: float = D_SMOOTHING_OCTAVES,
+               max_db: float = MAX_DIFFERENCE_DB) -> jnp.ndarray:
+  """The correction an EQ should make: target − input, both zero-mean, smoothed,
+  zero-centred, and scaled down proportionally where it exceeds ±`max_db`."""
+  if not max_db > 0:
+    raise ValueError(f"max_db={max_db!r} must be > 0")
+  d = zero_centre(smooth(zero_centre(target_db) - zero_centre(input_db), smoothing_octaves))
+  peak = jnp.max(jnp.abs(d), axis=-1, keepdims=True)
+  return d * jnp.minimum(1.0, max_db / jnp.maximum(peak, 1e-6))
