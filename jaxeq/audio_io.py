@@ -37,11 +37,11 @@ def check_audio(audio, sample_rate) -> np.ndarray:
     raise AudioError(f"audio must be floating point in [-1, 1], got dtype {audio.dtype}")
   if audio.ndim not in (1, 2):
     raise AudioError(f"audio must be shaped (samples,) or (samples, channels), got {audio.shape}")
+  if audio.shape[0] == 0:
+    raise AudioError("audio has no samples")
   if audio.ndim == 2 and (audio.shape[1] == 0 or audio.shape[1] > audio.shape[0]):
     raise AudioError(f"audio shaped {audio.shape} has more channels than samples: "
                      "expected (samples, channels); transpose a (channels, samples) array")
-  if audio.shape[0] == 0:
-    raise AudioError("audio has no samples")
   if not np.all(np.isfinite(audio)):
     bad = int(np.sum(~np.isfinite(audio)))
     raise AudioError(f"audio has {bad} NaN or infinite samples")

@@ -1,0 +1,118 @@
+"""Layouts: the [0, 1]^n mapping, batched responses, samplers, validation."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxeq
+from jaxeq import layouts
+from jaxeq.layouts import Settings, get_layout
+
+
+@pytest.mark.parametrize("name, bands, controls", [
+    ("paper4", 4, 10), ("six_band", 6, 16), ("nercessian12", 12, 36)])
+def test_builtin_layouts(name, bands, controls):
+  layout = get_layout(name)
+  assert len(layout.bands) == bands and layout.num_controls == controls
+  assert layout.kinds[0] == "low_shelf" and layout.kinds[-1] == "high_shelf"
+  assert get_layout(layout.to_config()).to_config() == layout.to_config()
+
+
+@pytest.mark.parametrize("name", list(layouts.BUILTIN))
+def test_unit_mapping_round_trip_and_ranges(name):
+  layout = get_layout(name)
+  unit = jax.random.uniform(jax.random.key(0), (64, layout.num_controls))
+  settings = layout.from_unit(unit)
+  np.testing.assert_allclose(layout.to_unit(settings), unit, atol=2e-5)
+  for n in layouts.CONTROLS:
+    lo = np.array([getattr(b, n)[0] for b in layout.bands])
+    hi = np.array([getattr(b, n)[1] for b in layout.bands])
+    values = np.asarray(getattr(settings, n))
+    assert np.all(values >= lo * (1 - 1e-5) - 1e-5) and np.all(values <= hi * (1 + 1e-5) + 1e-5)
+
+
+def test_paper4_fixed_shelf_q_and_log_frequency():
+  layout = get_layout("paper4")
+  half = layout.from_unit(jnp.full((10,), 0.5))
+  np.testing.assert_allclose(half.q[jnp.array([0, 3])], 1 / np.sqrt(2), rtol=1e-3)
+  # 0.5 is the geometric middle of the low shelf's 20-800 Hz range, and 0 dB gain.
+  assert float(half.freq_hz[0]) == pytest.approx(np.sqrt(20 * 800), rel=1e-4)
+  np.testing.assert_allclose(half.gain_db, 0.0, atol=1e-5)
+
+
+def test_batched_response_equals_the_eqs_response():
+  layout = get_layout("six_band")
+  settings = layout.sample(jax.random.key(1), (5,))
+  batch = layout.response_db(settings, jaxeq.FREQS, 48000)
+  assert batch.shape == (5, 256)
+  for row, eq in zip(np.asarray(batch), layout.to_eqs(settings)):
+    np.testing.assert_allclose(row, eq.response_db(jaxeq.FREQS, 48000), atol=1e-3)
+  back = layout.from_eq(layout.to_eqs(settings)[2])
+  np.testing.assert_allclose(back.gain_db, settings.gain_db[2], atol=1e-4)
+
+
+def test_gradient_through_the_unit_mapping_is_finite():
+  layout = get_layout("nercessian12")
+  target = jnp.zeros(256)
+
+  def loss(unit):
+    return jnp.mean(jnp.abs(layout.response_db(layout.from_unit(unit), jaxeq.FREQS, 44100) - target))
+
+  for unit in (jnp.zeros(36), jnp.ones(36), jnp.full(36, 0.3)):
+    g = jax.grad(loss)(unit)
+    assert bool(jnp.all(jnp.isfinite(g)))
+
+
+def test_paper_sampler_is_deterministic_in_range_and_favours_small_gains():
+  layout = get_layout("paper4")
+  a = layout.sample(jax.random.key(3), (20000,))
+  b = layout.sample(jax.random.key(3), (20000,))
+  for x, y in zip(a, b):
+    np.testing.assert_array_equal(x, y)
+  gain = np.asarray(a.gain_db)
+  assert np.all(np.abs(gain) <= 12)
+  # g = 12 u^3 with u ~ U(-1, 1): the median |g| is 12 / 8 = 1.5 dB.
+  assert np.median(np.abs(gain)) == pytest.approx(1.5, abs=0.1)
+  # Log-uniform frequency: half of the low shelves lie below the geometric middle.
+  assert np.mean(np.asarray(a.freq_hz[:, 0]) < np.sqrt(20 * 800)) == pytest.approx(0.5, abs=0.02)
+
+
+def test_nercessian_sampler_switches_gains_on_and_off():
+  layout = get_layout("nercessian12")
+  s = layout.sample(jax.random.key(4), (20000,), scheme="nercessian")
+  on = np.asarray(s.gain_db) != 0
+  assert on[:, [0, -1]].mean() == pytest.approx(0.5, abs=0.02)
+  assert on[:, 1:-1].mean() == pytest.approx(1 / 3, abs=0.02)
+  f = np.asarray(s.freq_hz)
+  # Peaks lie between the shelves; the low shelf crowds the low end (Beta(0.25, 5)).
+  assert np.all((f[:, 1:-1] >= np.minimum(f[:, :1], f[:, -1:]) - 1e-2)
+                & (f[:, 1:-1] <= np.maximum(f[:, :1], f[:, -1:]) + 1e-2))
+  assert np.median(f[:, 0]) < np.median(f[:, -1])
+  q = np.asarray(s.q)
+  assert q.min() >= 0.1 - 1e-6 and q[:, 1:-1].max() <= 3.0 + 1e-5
+
+
+@pytest.mark.parametrize("cfg, reason", [
+    ({"bands": [{"kind": "bell", "freq_hz": [20, 100]}]}, "kind 'bell'"),
+    ({"bands": [{"kind": "peak", "freq_hz": [200, 100]}]}, "low <= high"),
+    ({"bands": [{"kind": "peak", "freq_hz": [0, 100]}]}, "must be positive"),
+    ({"bands": [{"kind": "low_pass", "freq_hz": 100, "gain_db": [-3, 3]}]}, "has no gain"),
+    ({"bands": [{"kind": "peak", "freq_hz": 100, "width": 2}]}, "unknown keys"),
+    ({"bands": [{"kind": "peak"}]}, "needs freq_hz"),
+    ({"bands": []}, "no bands"),
+    ("paper5", "unknown layout 'paper5'"),
+])
+def test_bad_layout_configs(cfg, reason):
+  with pytest.raises(ValueError, match=reason):
+    get_layout(cfg)
+
+
+def test_unknown_scheme_and_wrong_width():
+  layout = get_layout("paper4")
+  with pytest.raises(ValueError, match="sampling scheme 'uniform'"):
+    layout.sample(jax.random.key(0), (2,), scheme="uniform")
+  with pytest.raises(ValueError, match="10 controls, got 9"):
+    layout.from_unit(jnp.zeros(9))
+  with pytest.raises(ValueError, match="do not fit layout"):
+    layout.from_eq(jaxeq.EQ([jaxeq.Band("peak", 100, 1)]))
