@@ -1,0 +1,127 @@
+"""Long-term spectra, classifier spectrograms, smoothing and the spectral difference."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import soxr
+
+import jaxeq
+from jaxeq import EQ, AudioError, Band, spectrum
+
+RATE = 44100
+
+
+def _noise(seconds=4.0, rate=RATE, seed=0, channels=None):
+  rng = np.random.default_rng(seed)
+  shape = (int(seconds * rate),) if channels is None else (int(seconds * rate), channels)
+  return (0.1 * rng.standard_normal(shape)).astype(np.float32)
+
+
+def _mid_band():
+  return (jaxeq.FREQS > 100) & (jaxeq.FREQS < 16000)
+
+
+def test_grid():
+  assert jaxeq.FREQS.shape == (256,)
+  assert jaxeq.FREQS[0] == pytest.approx(20) and jaxeq.FREQS[-1] == pytest.approx(20000)
+  ratios = jaxeq.FREQS[1:] / jaxeq.FREQS[:-1]
+  np.testing.assert_allclose(ratios, ratios[0])
+  np.testing.assert_allclose(spectrum.band_matrix().sum(axis=0), 1.0)
+
+
+def test_full_scale_sine_reads_about_zero_db_at_its_frequency():
+  f = float(jaxeq.FREQS[150])
+  t = np.arange(2 * RATE) / RATE
+  curve = jaxeq.long_term_spectrum(np.sin(2 * np.pi * f * t), RATE, smoothing_octaves=0)
+  assert int(np.argmax(curve)) == 150
+  assert curve[150] == pytest.approx(0.0, abs=1.0)
+  assert curve.shape == (256,) and curve.dtype == np.float32
+
+
+def test_white_noise_is_flat_and_an_eq_shows_up_as_its_response():
+  noise = _noise(seconds=8)
+  flat = jaxeq.long_term_spectrum(noise, RATE)
+  assert np.std(flat[_mid_band()]) < 0.5
+  eq = EQ([Band("low_shelf", 200, 6.0), Band("peak", 2000, -5.0, 1.0), Band("high_shelf", 8000, 4)])
+  shaped = jaxeq.long_term_spectrum(jaxeq.apply_eq(noise, RATE, eq), RATE)
+  # The smoothed spectrum follows the smoothed EQ curve.
+  expected = np.asarray(jaxeq.smooth(eq.response_db(jaxeq.FREQS, RATE), spectrum.X_SMOOTHING_OCTAVES))
+  error = (shaped - flat) - expected
+  assert np.max(np.abs(error[_mid_band()])) < 1.0
+
+
+def test_rests_do_not_drag_the_spectrum_down():
+  noise = _noise(seconds=3)
+  with_rests = np.concatenate([noise, np.zeros(3 * RATE, np.float32), noise * 1e-4])
+  np.testing.assert_allclose(jaxeq.long_term_spectrum(with_rests, RATE),
+                             jaxeq.long_term_spectrum(noise, RATE), atol=0.3)
+
+
+def test_rate_and_channel_count_do_not_change_the_spectrum():
+  noise = _noise(seconds=6)
+  reference = jaxeq.long_term_spectrum(noise, RATE)
+  at_48k = soxr.resample(noise, RATE, 48000)
+  stereo = np.stack([noise, noise], axis=1)
+  np.testing.assert_allclose(jaxeq.long_term_spectrum(at_48k, 48000)[_mid_band()],
+                             reference[_mid_band()], atol=0.5)
+  np.testing.assert_allclose(jaxeq.long_term_spectrum(stereo, RATE), reference, atol=1e-3)
+
+
+@pytest.mark.parametrize("audio, rate, reason", [
+    (np.zeros(RATE, np.float32), RATE, "silent"),
+    (np.full(RATE, 1e-9, np.float32), RATE, "silent"),
+    (np.ones(1000, np.float32) * 0.1, RATE, "too short"),
+    (np.full(RATE, np.nan, np.float32), RATE, "NaN"),
+    (np.zeros(0, np.float32), RATE, "no samples"),
+    (np.ones(RATE, np.float32), 1000, "sample rate 1000"),
+])
+def test_unusable_audio_raises_instead_of_returning_inf(audio, rate, reason):
+  with pytest.raises(AudioError, match=reason):
+    jaxeq.long_term_spectrum(audio, rate)
+  with pytest.raises(AudioError, match=reason):
+    jaxeq.log_spectrogram_windows(audio, rate)
+
+
+def test_spectrogram_windows():
+  short = jaxeq.log_spectrogram_windows(_noise(seconds=2), RATE)
+  assert short.shape == (1, 256, 256) and short.dtype == np.float32
+  # The clip fills a third of the window; the zero padding sits at the floor.
+  assert np.median(short[0, :80]) > -60 and np.all(short[0, -80:] == spectrum.FLOOR_DB)
+  assert jaxeq.log_spectrogram_windows(_noise(seconds=15.5), RATE).shape[0] == 3
+  # A silent stretch between two notes is a rest: its window is left out.
+  tone = np.sin(2 * np.pi * 1000 * np.arange(6 * RATE) / RATE).astype(np.float32)
+  gap = np.zeros(6 * RATE, np.float32)
+  windows = jaxeq.log_spectrogram_windows(np.concatenate([tone, gap, tone]), RATE)
+  assert windows.shape[0] == 2
+  assert int(np.argmax(windows[0, 100])) == int(np.argmin(np.abs(jaxeq.FREQS - 1000)))
+
+
+def test_smoothing():
+  rng = np.random.default_rng(0)
+  curves = rng.normal(size=(3, 5, 256))
+  smoothed = jaxeq.smooth(curves, 1 / 3)
+  assert smoothed.shape == (3, 5, 256)
+  np.testing.assert_allclose(jaxeq.smooth(jnp.full(256, 4.0), 1.0), 4.0, rtol=1e-6)
+  np.testing.assert_allclose(jaxeq.smooth(curves, 0), curves, rtol=1e-6)
+  assert float(jnp.std(smoothed)) < 0.5 * float(np.std(curves))
+  with pytest.raises(ValueError, match="-1"):
+    jaxeq.smooth(curves, -1)
+
+
+def test_difference_is_zero_centred_bounded_and_proportional():
+  log_f = np.log2(jaxeq.FREQS / 1000)
+  target = 30.0 - 3.0 * log_f  # a tilt; its level is irrelevant
+  source = np.zeros(256)
+  d = np.asarray(jaxeq.difference(target, source))
+  assert abs(d.mean()) < 1e-4 and np.max(np.abs(d)) == pytest.approx(12.0, abs=1e-4)
+  # Scaled, not clipped: the shape of the correction is kept.
+  unscaled = np.asarray(jaxeq.difference(target, source, max_db=1000))
+  assert np.max(np.abs(unscaled)) > 12
+  np.testing.assert_allclose(d, unscaled * 12 / np.max(np.abs(unscaled)), atol=1e-4)
+  small = np.asarray(jaxeq.difference(0.2 * target, source))
+  assert np.max(np.abs(small)) < 12
+  np.testing.assert_allclose(jaxeq.difference(source + 7, source), 0.0, atol=1e-5)
+  batch = jaxeq.difference(np.stack([target, source]), np.stack([source, source]))
+  np.testing.assert_allclose(batch[0], d, atol=1e-5)
+  with pytest.raises(ValueError, match="max_db=0"):
+    jaxeq.difference(target, source, max_db=0)
