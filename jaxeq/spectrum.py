@@ -125,9 +125,9 @@ def log_spectrogram_windows(audio, sample_rate: int) -> np.ndarray:
   """
   signal = _analysis_signal(audio, sample_rate)
   window_len = int(WINDOW_SECONDS * SAMPLE_RATE)
-  hop = window_len // WINDOW_FRAMES
+  hop = (window_len - N_FFT) // (WINDOW_FRAMES - 1)  # every frame inside its window
   count = max(1, int(np.floor(len(signal) / window_len + 0.5)))
-  padded = np.zeros(count * window_len + N_FFT)
+  padded = np.zeros(count * window_len)
   usable = min(len(signal), count * window_len)
   padded[:usable] = signal[:usable]
   hann = np.hanning(N_FFT + 1)[:-1]
