@@ -81,3 +81,22 @@ def save_audio(path, audio, sample_rate: int, *, subtype: str | None = None,
   with atomic_path(path, suffix=path.suffix) as tmp:
     sf.write(tmp, audio, int(sample_rate), subtype=subtype, format=format)
     os.chmod(tmp, 0o644)
+
+
+AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".oga", ".aif", ".aiff", ".aifc", ".mp3",
+                              ".w64", ".caf", ".opus"})
+
+
+def find_audio_files(paths) -> list[Path]:
+  """The files named in `paths`, with folders expanded to the audio files below them (sorted).
+
+  Named files are kept whatever their extension, so that a bad one is reported, not skipped.
+  """
+  found = []
+  for path in map(Path, paths):
+    if path.is_dir():
+      found += sorted(p for p in path.rglob("*")
+                      if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+    else:
+      found.append(path)
+  return found

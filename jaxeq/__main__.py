@@ -1,0 +1,5 @@
+import sys
+
+from jaxeq.cli import main
+
+sys.exit(main())

@@ -1,0 +1,67 @@
+"""The `jaxeq apply` command, run as a user runs it."""
+
+import subprocess
+import sys
+
+import numpy as np
+import soundfile as sf
+
+from jaxeq import EQ, Band, apply_eq
+
+
+def _jaxeq(*args, cwd):
+  return subprocess.run([sys.executable, "-m", "jaxeq", *map(str, args)], cwd=cwd,
+                        capture_output=True, text=True, timeout=120)
+
+
+def test_apply_processes_good_files_and_reports_bad_ones(tmp_path):
+  rng = np.random.default_rng(0)
+  inputs = tmp_path / "in"
+  (inputs / "sub").mkdir(parents=True)
+  stereo = (0.1 * rng.standard_normal((48000, 2))).astype(np.float32)
+  sf.write(inputs / "a.wav", stereo, 48000, subtype="PCM_24")
+  sf.write(inputs / "sub" / "b.flac", stereo[:, 0], 22050, subtype="PCM_16")
+  (inputs / "broken.wav").write_bytes(b"not audio at all")
+  before = {p: p.read_bytes() for p in inputs.rglob("*") if p.is_file()}
+  eq = EQ([Band("low_shelf", 100, 3.0), Band("peak", 1000, -4.0, 2.0)])
+  eq.save(tmp_path / "eq.json")
+
+  result = _jaxeq("apply", inputs, "--eq", tmp_path / "eq.json", "--out", tmp_path / "out",
+                  cwd=tmp_path)
+
+  assert result.returncode == 1
+  errors = [line for line in result.stderr.splitlines() if line.startswith("jaxeq:")]
+  assert len(errors) == 1 and "broken.wav" in errors[0] and "not a readable audio file" in errors[0]
+  assert "Traceback" not in result.stderr
+  a = sf.info(tmp_path / "out" / "a.wav")
+  assert (a.samplerate, a.channels, a.frames, a.subtype) == (48000, 2, 48000, "PCM_24")
+  b = sf.info(tmp_path / "out" / "b.flac")
+  assert (b.samplerate, b.channels, b.subtype, b.format) == (22050, 1, "PCM_16", "FLAC")
+  processed, _ = sf.read(tmp_path / "out" / "a.wav", dtype="float32")
+  original, _ = sf.read(inputs / "a.wav", dtype="float32")
+  np.testing.assert_allclose(processed, apply_eq(original, 48000, eq), atol=1e-4)
+  assert before == {p: p.read_bytes() for p in inputs.rglob("*") if p.is_file()}
+
+
+def test_apply_never_overwrites_its_input_and_never_clips(tmp_path):
+  loud = np.full(44100, 0.9, np.float32) * np.sin(np.linspace(0, 2000, 44100)).astype(np.float32)
+  sf.write(tmp_path / "loud.wav", loud, 44100, subtype="PCM_16")
+  original = (tmp_path / "loud.wav").read_bytes()
+  EQ([Band("peak", 14, 12.0, 0.5), Band("peak", 50, 12.0, 0.5)]).save(tmp_path / "boost.json")
+
+  same = _jaxeq("apply", "loud.wav", "--eq", "boost.json", "--out", ".", cwd=tmp_path)
+  assert same.returncode == 1 and "refusing to overwrite the input" in same.stderr
+  assert (tmp_path / "loud.wav").read_bytes() == original
+
+  ok = _jaxeq("apply", "loud.wav", "--eq", "boost.json", "--out", "out", cwd=tmp_path)
+  assert ok.returncode == 0, ok.stderr
+  assert "to avoid clipping" in ok.stderr
+  out, _ = sf.read(tmp_path / "out" / "loud.wav")
+  assert np.max(np.abs(out)) < 1.0
+
+
+def test_bad_eq_file_is_one_line(tmp_path):
+  (tmp_path / "eq.json").write_text('{"format": "jaxeq.eq/1", "bands": [{"kind": "x"}]}')
+  result = _jaxeq("apply", ".", "--eq", "eq.json", "--out", "out", cwd=tmp_path)
+  assert result.returncode == 2
+  assert result.stderr.strip().count("\n") == 0 and "eq.json" in result.stderr
