@@ -227,8 +227,8 @@ class Layout:
     return Settings(*(jnp.array([getattr(b, n) for b in eq.bands], jnp.float32) for n in CONTROLS))
 
 
-def _peaks(n: int, freq, q) -> list[dict]:
-  return [{"kind": "peak", "freq_hz": f, "gain_db": [-12, 12], "q": q} for f in freq[:n]]
+def _peaks(freq_ranges, q) -> list[dict]:
+  return [{"kind": "peak", "freq_hz": f, "gain_db": [-12, 12], "q": q} for f in freq_ranges]
 
 
 BUILTIN = {
@@ -236,12 +236,12 @@ BUILTIN = {
     # little, so that the network cannot swap them.
     "paper4": {"name": "paper4", "bands": [
         {"kind": "low_shelf", "freq_hz": [20, 800], "gain_db": [-12, 12], "q": _SHELF_Q},
-        *_peaks(2, [[40, 2000], [400, 16000]], [0.3, 6.0]),
+        *_peaks([[40, 2000], [400, 16000]], [0.3, 6.0]),
         {"kind": "high_shelf", "freq_hz": [1000, 18000], "gain_db": [-12, 12], "q": _SHELF_Q},
     ]},
     "six_band": {"name": "six_band", "bands": [
         {"kind": "low_shelf", "freq_hz": [20, 500], "gain_db": [-12, 12], "q": _SHELF_Q},
-        *_peaks(4, [[40, 500], [150, 2500], [800, 8000], [2500, 16000]], [0.3, 6.0]),
+        *_peaks([[40, 500], [150, 2500], [800, 8000], [2500, 16000]], [0.3, 6.0]),
         {"kind": "high_shelf", "freq_hz": [2000, 18000], "gain_db": [-12, 12], "q": _SHELF_Q},
     ]},
     # Nercessian 2020: 20 Hz - 20 kHz, +-10 dB, Q on every band.
