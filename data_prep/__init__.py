@@ -1,0 +1,1 @@
+"""Data preparation: rendering, ingestion and feature extraction. Writes datasets; never trains."""

@@ -1,0 +1,1 @@
+"""Experiments: one file each, `get_config()` + `main()`, run as `python -m experiments.NAME`."""
