@@ -16,7 +16,7 @@ def atomic_path(path, suffix: str = ""):
   from it.
   """
   path = Path(path)
-  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix + ".tmp")
+  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-", suffix=suffix)
   os.close(fd)
   try:
     yield Path(tmp)

@@ -1,0 +1,121 @@
+"""The target bank: for every instrument, the spectrum a well-produced track of it has.
+
+A target is the mean of the zero-mean dB long-term spectra (`jaxeq.long_term_spectrum`) of
+reference tracks of that instrument (DESIGN.md §2). A bank is saved as one `.npz` file —
+class names, the frequency grid, the curves, the track counts and a JSON provenance
+record — which loads without pickle.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+from pathlib import Path
+from typing import Callable, Iterable, Mapping
+
+import numpy as np
+
+from jaxeq.atomic import atomic_path
+from jaxeq.spectrum import FREQS, long_term_spectrum, zero_centre
+
+FORMAT = "jaxeq.targets/1"
+
+
+@dataclasses.dataclass(frozen=True)
+class TargetBank:
+  classes: tuple[str, ...]
+  curves: np.ndarray  # (classes, 256) zero-mean dB on FREQS
+  counts: np.ndarray  # (classes,) reference tracks behind each curve
+  provenance: dict
+
+  def __post_init__(self):
+    if self.curves.shape != (len(self.classes), len(FREQS)) or len(self.counts) != len(self.classes):
+      raise ValueError(f"target bank shapes disagree: {len(self.classes)} classes, curves "
+                       f"{self.curves.shape}, counts {np.shape(self.counts)}")
+
+  def target(self, instrument: str) -> np.ndarray:
+    """The 256-point zero-mean dB target for `instrument`."""
+    try:
+      return self.curves[self.classes.index(instrument)]
+    except ValueError:
+      raise ValueError(f"no target for instrument {instrument!r}; this bank has "
+                       f"{', '.join(self.classes)}") from None
+
+  def save(self, path) -> None:
+    path = Path(path)
+    with atomic_path(path, suffix=".npz") as tmp:
+      with open(tmp, "wb") as f:  # a file object stops numpy from appending another .npz
+        np.savez(f, format=np.array(FORMAT), classes=np.array(self.classes), freqs=FREQS,
+                 curves=self.curves.astype(np.float32), counts=self.counts.astype(np.int64),
+                 provenance=np.array(json.dumps(self.provenance)))
+
+  @classmethod
+  def load(cls, path) -> "TargetBank":
+    path = Path(path)
+    try:
+      with np.load(path, allow_pickle=False) as data:
+        if str(data["format"]) != FORMAT:
+          raise ValueError(f"format {str(data['format'])!r}, expected {FORMAT!r}")
+        if not np.allclose(data["freqs"], FREQS):
+          raise ValueError("its frequency grid is not jaxeq.FREQS")
+        return cls(tuple(str(c) for c in data["classes"]), data["curves"].astype(np.float32),
+                   data["counts"], json.loads(str(data["provenance"])))
+    except FileNotFoundError:
+      raise ValueError(f"{path}: no such target bank") from None
+    except (OSError, KeyError, ValueError) as e:
+      raise ValueError(f"{path}: not a jaxeq target bank ({e})") from None
+
+
+def build_target_bank(tracks: Mapping[str, Iterable], load: Callable, source: str = "",
+                      on_error: Callable[[str], None] | None = None) -> TargetBank:
+  """A bank from reference tracks: `tracks` maps a class name to its audio files.
+
+  `load(path) -> (audio, rate)` reads a track; tracks it rejects (an `AudioError`, say) are
+  passed to `on_error` as a message and left out. Classes with no usable track are left out.
+  """
+  classes, curves, counts = [], [], []
+  for name, paths in tracks.items():
+    spectra = []
+    for path in paths:
+      try:
+        spectra.append(np.asarray(zero_centre(long_term_spectrum(*load(path)))))
+      except ValueError as e:
+        if on_error is None:
+          raise
+        on_error(str(e) if str(path) in str(e) else f"{path}: {e}")
+    if spectra:
+      classes.append(name)
+      curves.append(np.mean(spectra, axis=0))
+      counts.append(len(spectra))
+  if not classes:
+    raise ValueError("no usable reference tracks: cannot build a target bank")
+  provenance = {"source": source, "built": datetime.date.today().isoformat(),
+                "method": "mean of zero-mean long-term spectra (jaxeq.long_term_spectrum)"}
+  return TargetBank(tuple(classes), np.stack(curves).astype(np.float32), np.array(counts), provenance)
+
+
+def plot_targets(bank: TargetBank, path, columns: int = 5) -> None:
+  """All targets as a grid of small plots, in a PNG."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  rows = -(-len(bank.classes) // columns)
+  fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.2 * rows), sharex=True,
+                           sharey=True, squeeze=False)
+  for ax in axes.flat[len(bank.classes):]:
+    ax.axis("off")
+  for ax, name, curve, count in zip(axes.flat, bank.classes, bank.curves, bank.counts):
+    ax.semilogx(FREQS, curve, lw=1.2)
+    ax.set_title(f"{name} (n={count})", fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+  for ax in axes[-1]:
+    ax.set_xlabel("Hz")
+  for ax in axes[:, 0]:
+    ax.set_ylabel("dB")
+  fig.suptitle("jaxeq target spectra (zero-mean dB)")
+  fig.tight_layout()
+  with atomic_path(path, suffix=".png") as tmp:
+    fig.savefig(tmp, dpi=110)
+  plt.close(fig)

@@ -1,0 +1,55 @@
+"""Target banks: built from reference tracks, saved without pickle, loaded, plotted."""
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import jaxeq
+from jaxeq import EQ, Band
+from jaxeq.targets import TargetBank, build_target_bank, plot_targets
+
+
+def _coloured_noise(path, eq, seed, rate=44100, seconds=2.0):
+  noise = 0.1 * np.random.default_rng(seed).standard_normal(int(rate * seconds))
+  sf.write(path, jaxeq.apply_eq(noise, rate, eq), rate, subtype="FLOAT")
+  return path
+
+
+def test_bank_holds_the_mean_zero_mean_spectrum_of_each_class(tmp_path):
+  dark, bright = EQ([Band("high_shelf", 2000, -9.0)]), EQ([Band("high_shelf", 2000, 9.0)])
+  tracks = {"cello": [_coloured_noise(tmp_path / f"c{i}.wav", dark, i) for i in range(3)],
+            "flute": [_coloured_noise(tmp_path / f"f{i}.wav", bright, 10 + i) for i in range(2)]}
+  (tmp_path / "bad.wav").write_bytes(b"junk")
+  tracks["flute"].append(tmp_path / "bad.wav")
+  errors = []
+  bank = build_target_bank(tracks, jaxeq.load_audio, source="test", on_error=errors.append)
+  assert bank.classes == ("cello", "flute") and list(bank.counts) == [3, 2]
+  assert len(errors) == 1 and "bad.wav" in errors[0]
+  np.testing.assert_allclose(bank.curves.mean(axis=1), 0.0, atol=1e-4)
+  # The flute target is the cello target tilted up by the two shelves' 18 dB difference.
+  tilt = bank.target("flute") - bank.target("cello")
+  top, bottom = jaxeq.FREQS > 10000, jaxeq.FREQS < 500
+  assert tilt[top].mean() - tilt[bottom].mean() == pytest.approx(18.0, abs=1.0)
+  with pytest.raises(ValueError, match="no target for instrument 'tuba'"):
+    bank.target("tuba")
+
+  path = tmp_path / "bank.npz"
+  bank.save(path)
+  loaded = TargetBank.load(path)
+  assert loaded.classes == bank.classes and loaded.provenance["source"] == "test"
+  np.testing.assert_array_equal(loaded.curves, bank.curves)
+  plot_targets(bank, tmp_path / "targets.png")
+  assert (tmp_path / "targets.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bad_bank_files(tmp_path):
+  with pytest.raises(ValueError, match="no such target bank"):
+    TargetBank.load(tmp_path / "missing.npz")
+  (tmp_path / "junk.npz").write_bytes(b"junk")
+  with pytest.raises(ValueError, match="junk.npz: not a jaxeq target bank"):
+    TargetBank.load(tmp_path / "junk.npz")
+  np.savez(tmp_path / "other.npz", x=np.zeros(3))
+  with pytest.raises(ValueError, match="other.npz: not a jaxeq target bank"):
+    TargetBank.load(tmp_path / "other.npz")
+  with pytest.raises(ValueError, match="no usable reference tracks"):
+    build_target_bank({"cello": []}, jaxeq.load_audio)
