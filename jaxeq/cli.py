@@ -1,6 +1,7 @@
 """The `jaxeq` command (also `python -m jaxeq`).
 
     jaxeq apply TRACK.wav FOLDER/ --eq eq.json --out processed/
+    jaxeq targets build REFERENCES/ --out my_targets.npz
 
 Every subcommand reports a bad input as one line on stderr, naming it and the reason, goes
 on with the others, and exits non-zero if any failed. Inputs are never modified.
@@ -19,6 +20,7 @@ from tqdm import tqdm
 from jaxeq.audio_io import AudioError, find_audio_files, load_audio, save_audio
 from jaxeq.eq import EQ
 from jaxeq.processing import apply_eq
+from jaxeq.targets import build_target_bank, plot_targets
 
 
 def _fail(message: str) -> None:
@@ -62,6 +64,33 @@ def apply_command(args) -> int:
   return 1 if failures else 0
 
 
+def targets_build_command(args) -> int:
+  """Build a target bank from your own reference tracks: one folder per instrument class."""
+  root = Path(args.folder)
+  if not root.is_dir():
+    _fail(f"{root}: not a folder (expected one sub-folder of reference tracks per class)")
+    return 2
+  tracks = {d.name: find_audio_files([d]) for d in sorted(root.iterdir()) if d.is_dir()}
+  failures = []
+
+  def report(message):
+    failures.append(message)
+    _fail(message)
+
+  try:
+    bank = build_target_bank(tracks, load_audio, source=str(root.resolve()), on_error=report)
+  except ValueError as e:
+    _fail(f"{root}: {e}")
+    return 2
+  out = Path(args.out)
+  bank.save(out)
+  plot_targets(bank, out.with_suffix(".png"))
+  for name, count in zip(bank.classes, bank.counts):
+    print(f"{name:<28} {count:>5} tracks")
+  print(f"wrote {out} and {out.with_suffix('.png')}")
+  return 1 if failures else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(prog="jaxeq", description=__doc__.splitlines()[0])
   commands = parser.add_subparsers(dest="command", required=True)
@@ -71,6 +100,14 @@ def build_parser() -> argparse.ArgumentParser:
   apply.add_argument("--eq", required=True, help="the EQ as JSON (see jaxeq.EQ.save)")
   apply.add_argument("--out", required=True, help="folder for the processed files")
   apply.set_defaults(run=apply_command)
+
+  targets = commands.add_parser("targets", help="target banks").add_subparsers(
+      dest="targets_command", required=True)
+  build = targets.add_parser("build", help=targets_build_command.__doc__,
+                             description=targets_build_command.__doc__)
+  build.add_argument("folder", help="a folder with one sub-folder of tracks per class")
+  build.add_argument("--out", required=True, help="the bank to write (.npz; a .png beside it)")
+  build.set_defaults(run=targets_build_command)
   return parser
 
 

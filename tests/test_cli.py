@@ -65,3 +65,25 @@ def test_bad_eq_file_is_one_line(tmp_path):
   result = _jaxeq("apply", ".", "--eq", "eq.json", "--out", "out", cwd=tmp_path)
   assert result.returncode == 2
   assert result.stderr.strip().count("\n") == 0 and "eq.json" in result.stderr
+
+
+def test_targets_build_from_a_folder_per_class(tmp_path):
+  rng = np.random.default_rng(0)
+  for name, gain in (("kick", -9.0), ("hihat", 9.0)):
+    (tmp_path / "refs" / name).mkdir(parents=True)
+    for i in range(2):
+      noise = 0.1 * rng.standard_normal(44100)
+      sf.write(tmp_path / "refs" / name / f"{i}.wav",
+               apply_eq(noise, 44100, EQ([Band("high_shelf", 2000, gain)])), 44100)
+  (tmp_path / "refs" / "hihat" / "silent.wav").parent.mkdir(exist_ok=True)
+  sf.write(tmp_path / "refs" / "hihat" / "silent.wav", np.zeros(44100), 44100)
+
+  result = _jaxeq("targets", "build", "refs", "--out", "bank.npz", cwd=tmp_path)
+
+  assert result.returncode == 1  # one reference was unusable, and said so
+  assert "silent.wav" in result.stderr and "silent" in result.stderr
+  from jaxeq.targets import TargetBank
+  bank = TargetBank.load(tmp_path / "bank.npz")
+  assert bank.classes == ("hihat", "kick") and list(bank.counts) == [2, 2]
+  assert bank.target("hihat")[-1] > bank.target("kick")[-1] + 10
+  assert (tmp_path / "bank.png").stat().st_size > 10_000
