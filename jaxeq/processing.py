@@ -18,6 +18,6 @@ def apply_eq(audio, sample_rate: int, eq: EQ) -> np.ndarray:
   audio = check_audio(audio, sample_rate)
   sos = eq.to_sos(sample_rate)
   # One contiguous row per channel: sosfilt's inner loop runs along the last axis.
-  channels = np.atleast_2d(audio.T).astype(np.float64)
+  channels = np.ascontiguousarray(np.atleast_2d(audio.T), dtype=np.float64)
   out = signal.sosfilt(sos, channels, axis=-1)
   return out.T.reshape(audio.shape).astype(audio.dtype, copy=False)
