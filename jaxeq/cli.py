@@ -20,7 +20,8 @@ from tqdm import tqdm
 from jaxeq.audio_io import AudioError, find_audio_files, load_audio, save_audio
 from jaxeq.eq import EQ
 from jaxeq.processing import apply_eq
-from jaxeq.targets import build_target_bank, plot_targets
+from jaxeq.plots import plot_targets
+from jaxeq.targets import build_target_bank
 
 
 def _fail(message: str) -> None:

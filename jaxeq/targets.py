@@ -20,6 +20,7 @@ from jaxeq.atomic import atomic_path
 from jaxeq.spectrum import FREQS, long_term_spectrum, zero_centre
 
 FORMAT = "jaxeq.targets/1"
+SHIPPED = Path(__file__).parent / "assets" / "targets.npz"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,27 +96,6 @@ def build_target_bank(tracks: Mapping[str, Iterable], load: Callable, source: st
   return TargetBank(tuple(classes), np.stack(curves).astype(np.float32), np.array(counts), provenance)
 
 
-def plot_targets(bank: TargetBank, path, columns: int = 5) -> None:
-  """All targets as a grid of small plots, in a PNG."""
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-
-  rows = -(-len(bank.classes) // columns)
-  fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.2 * rows), sharex=True,
-                           sharey=True, squeeze=False)
-  for ax in axes.flat[len(bank.classes):]:
-    ax.axis("off")
-  for ax, name, curve, count in zip(axes.flat, bank.classes, bank.curves, bank.counts):
-    ax.semilogx(FREQS, curve, lw=1.2)
-    ax.set_title(f"{name} (n={count})", fontsize=9)
-    ax.grid(True, which="both", alpha=0.3)
-  for ax in axes[-1]:
-    ax.set_xlabel("Hz")
-  for ax in axes[:, 0]:
-    ax.set_ylabel("dB")
-  fig.suptitle("jaxeq target spectra (zero-mean dB)")
-  fig.tight_layout()
-  with atomic_path(path, suffix=".png") as tmp:
-    fig.savefig(tmp, dpi=110)
-  plt.close(fig)
+def load_targets(path=None) -> TargetBank:
+  """The shipped target bank (built from the rendered reference tracks), or the bank at `path`."""
+  return TargetBank.load(SHIPPED if path is None else path)

@@ -6,7 +6,8 @@ import soundfile as sf
 
 import jaxeq
 from jaxeq import EQ, Band
-from jaxeq.targets import TargetBank, build_target_bank, plot_targets
+from jaxeq.plots import plot_targets
+from jaxeq.targets import TargetBank, build_target_bank
 
 
 def _coloured_noise(path, eq, seed, rate=44100, seconds=2.0):

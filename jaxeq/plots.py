@@ -1,0 +1,71 @@
+"""The pictures jaxeq draws, as PNG files (matplotlib, no display needed)."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from jaxeq.atomic import atomic_path  # noqa: E402
+from jaxeq.spectrum import FREQS, SAMPLE_RATE, zero_centre  # noqa: E402
+
+
+def _save(fig, path) -> None:
+  with atomic_path(path, suffix=".png") as tmp:
+    fig.savefig(tmp, dpi=110)
+  plt.close(fig)
+
+
+def _freq_axis(ax) -> None:
+  ax.set_xscale("log")
+  ax.set_xlim(FREQS[0], FREQS[-1])
+  ax.grid(True, which="both", alpha=0.3)
+
+
+def plot_targets(bank, path, columns: int = 5) -> None:
+  """All targets as a grid of small plots, in a PNG."""
+  rows = -(-len(bank.classes) // columns)
+  fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.2 * rows), sharex=True,
+                           sharey=True, squeeze=False)
+  for ax in axes.flat[len(bank.classes):]:
+    ax.axis("off")
+  for ax, name, curve, count in zip(axes.flat, bank.classes, bank.curves, bank.counts):
+    ax.plot(FREQS, curve, lw=1.2)
+    _freq_axis(ax)
+    ax.set_title(f"{name} (n={count})", fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+  for ax in axes[-1]:
+    ax.set_xlabel("Hz")
+  for ax in axes[:, 0]:
+    ax.set_ylabel("dB")
+  fig.suptitle("jaxeq target spectra (zero-mean dB)")
+  fig.tight_layout()
+  _save(fig, path)
+
+
+def plot_analysis(analysis, path, title: str = "") -> None:
+  """Like the paper's Figure 3: input and target spectra, their difference, the EQ, the result."""
+  eq_curve = analysis.eq.response_db(FREQS, SAMPLE_RATE)
+  spectrum = np.asarray(zero_centre(analysis.spectrum))
+  fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6.5), sharex=True)
+  label = "reference" if analysis.instrument is None else f"target: {analysis.instrument}"
+  top.plot(FREQS, spectrum, color="0.45", lw=1.2, label="input")
+  top.plot(FREQS, analysis.target, color="C0", lw=1.6, label=label)
+  top.plot(FREQS, np.asarray(zero_centre(spectrum + eq_curve)), color="C3", lw=1.2,
+           label="input + EQ")
+  top.set_ylabel("level (dB, zero-mean)")
+  top.legend(loc="lower left", fontsize=8)
+  bottom.plot(FREQS, analysis.difference, color="C2", lw=1.6, label="difference (target − input)")
+  bottom.plot(FREQS, np.asarray(zero_centre(eq_curve)), color="C3", lw=1.6, ls="--",
+              label="predicted EQ")
+  bottom.axhline(0, color="0.6", lw=0.8)
+  bottom.set_ylabel("dB")
+  bottom.set_xlabel("frequency (Hz)")
+  bottom.legend(loc="lower left", fontsize=8)
+  for ax in (top, bottom):
+    _freq_axis(ax)
+  fig.suptitle(title or "jaxeq analysis")
+  fig.tight_layout()
+  _save(fig, path)
