@@ -35,7 +35,6 @@ def plot_targets(bank, path, columns: int = 5) -> None:
     ax.plot(FREQS, curve, lw=1.2)
     _freq_axis(ax)
     ax.set_title(f"{name} (n={count})", fontsize=9)
-    ax.grid(True, which="both", alpha=0.3)
   for ax in axes[-1]:
     ax.set_xlabel("Hz")
   for ax in axes[:, 0]:
