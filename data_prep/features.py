@@ -164,8 +164,10 @@ def _assemble(out: Path, rows: list[dict], part_paths: list[str]) -> list[str]:
   total_windows = sum(len(p["window_clip"]) for p in parts)
   spectra, labels, window_clip, index, skipped = [], [], [], [], []
   with atomic_path(out / "windows.npy", suffix=".npy") as tmp:
-    windows = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16,
-                                        shape=(total_windows, *WINDOW_SHAPE))
+    # Written in place chunk by chunk: a large split's windows need not fit in memory.
+    windows = (np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16,
+                                         shape=(total_windows, *WINDOW_SHAPE)) if total_windows
+               else np.zeros((0, *WINDOW_SHAPE), np.float16))
     w = 0
     for start, part in zip(range(0, len(rows), CHUNK), parts):
       counts = np.bincount(part["window_clip"], minlength=len(part["errors"]))
@@ -182,7 +184,11 @@ def _assemble(out: Path, rows: list[dict], part_paths: list[str]) -> list[str]:
         window_clip += [clip] * int(counts[i])
       windows[w:w + len(part["windows"])] = part["windows"]
       w += len(part["windows"])
-    windows.flush()
+    if total_windows:
+      windows.flush()
+    else:  # a memory map cannot be empty
+      with open(tmp, "wb") as f:
+        np.save(f, windows)
     del windows
   for name, array in (("spectra", np.array(spectra, np.float32).reshape(-1, len(jaxeq.FREQS))),
                       ("labels", np.array(labels, np.int16)),
