@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: test bench clean
+.PHONY: test bench clean system-deps
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -11,10 +11,18 @@ $(BIN)/activate:
 
 # Re-install whenever the pinned dependencies change.
 $(VENV)/.installed: $(BIN)/activate setup.cfg pyproject.toml
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,data]'
 	touch $@
 
-test: $(VENV)/.installed
+# FluidSynth and the FluidR3_GM bank render the dataset (data_prep/). Installed from Debian
+# where apt-get exists and they are missing (CI runs as root); see README.md for macOS.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+system-deps:
+	@if command -v apt-get >/dev/null && ! dpkg -s fluidsynth fluid-soundfont-gm >/dev/null 2>&1; then \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+	    --no-install-recommends fluidsynth fluid-soundfont-gm; fi
+
+test: system-deps $(VENV)/.installed
 	$(BIN)/python -m pytest -q
 
 bench: $(VENV)/.installed

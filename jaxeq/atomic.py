@@ -20,6 +20,7 @@ def atomic_path(path, suffix: str = ""):
   os.close(fd)
   try:
     yield Path(tmp)
+    os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide outputs from other users and groups
     os.replace(tmp, path)
   finally:
     with contextlib.suppress(FileNotFoundError):

@@ -5,7 +5,6 @@ Arrays follow soundfile: `(samples,)` for mono, `(samples, channels)` otherwise.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -80,7 +79,6 @@ def save_audio(path, audio, sample_rate: int, *, subtype: str | None = None,
   path.parent.mkdir(parents=True, exist_ok=True)
   with atomic_path(path, suffix=path.suffix) as tmp:
     sf.write(tmp, audio, int(sample_rate), subtype=subtype, format=format)
-    os.chmod(tmp, 0o644)
 
 
 AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".oga", ".aif", ".aiff", ".aifc", ".mp3",

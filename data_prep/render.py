@@ -1,0 +1,160 @@
+"""Render the instrument-track dataset with FluidSynth (DESIGN.md §3).
+
+    python -m data_prep.render --size smoke|default|paper --out DIR [--seed 0] [--workers N]
+        [--num-shards N --shard-index I] [--classes kick,snare,...]
+
+Writes `DIR/audio/SPLIT/CLASS/*.flac` (44.1 kHz mono), `DIR/manifest.csv` and
+`DIR/dataset.json` (size, seed, banks, the command). Clips already on disk are skipped, so an
+interrupted render resumes; a cluster job array renders disjoint shards into one DIR (each
+shard writes the manifest of every clip rendered so far; run once more without the shard
+flags when all are done to be sure it lists them all: it renders nothing that exists).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import shlex
+import sys
+from pathlib import Path
+
+import numpy as np
+import tqdm
+
+import jaxeq
+from data_prep import manifest, plan
+from data_prep.colouration import random_colouration
+from data_prep.material import make_material
+from data_prep.synth import SAMPLE_RATE, Renderer, SetupError, find_bank, import_fluidsynth
+from jaxeq.atomic import write_text_atomically
+from jaxeq.eq import EQ
+from jaxeq.processing import apply_eq
+
+DATASET_FORMAT = "jaxeq.dataset/1"
+# Clips are stored at a random peak level in this range (dBFS): levels vary, nothing clips.
+PEAK_DBFS = (-18.0, -3.0)
+
+
+def main(argv=None) -> int:
+  argv = sys.argv[1:] if argv is None else list(argv)
+  args = _parse_args(argv)
+  out = Path(args.out)
+  try:
+    clips = plan.plan(args.size, args.seed, args.classes.split(",") if args.classes else None)
+    mine = plan.shard(clips, args.num_shards, args.shard_index)
+    import_fluidsynth()
+    banks = {bank: str(find_bank(bank)) for bank in sorted({c.bank for c in mine})}
+    _claim(out, args, banks, command="python -m data_prep.render " + shlex.join(argv))
+  except (SetupError, ValueError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  journal_dir = out / manifest.JOURNAL_DIR
+  done = {p: row for p, row in manifest.read_journal(journal_dir).items() if (out / p).is_file()}
+  todo = [c for c in mine if c.path not in done]
+  print(f"{len(mine)} clips in this shard: {len(mine) - len(todo)} already on disk, "
+        f"rendering {len(todo)} with {args.workers} worker(s)")
+  failures = []
+  journal = journal_dir / f"shard-{args.shard_index:04d}-of-{args.num_shards:04d}.jsonl"
+  with manifest.open_journal(journal) as write_row:
+    if todo:
+      context = multiprocessing.get_context("spawn")  # safe with JAX and on every platform
+      with context.Pool(min(args.workers, len(todo))) as pool:
+        results = pool.imap_unordered(_render_in_worker, [(c, str(out)) for c in todo])
+        for row in tqdm.tqdm(results, total=len(todo), desc="render", unit="clip"):
+          if isinstance(row, str):
+            failures.append(row)
+          else:
+            write_row(row)
+  done = {p: row for p, row in manifest.read_journal(journal_dir).items() if (out / p).is_file()}
+  rows = [done[c.path] for c in clips if c.path in done]
+  manifest.write_manifest(out / manifest.FILENAME, rows)
+  print(f"{out / manifest.FILENAME}: {len(rows)} of {len(clips)} planned clips")
+  for failure in failures:
+    print(f"failed: {failure}", file=sys.stderr)
+  return 1 if failures else 0
+
+
+def _parse_args(argv):
+  parser = argparse.ArgumentParser(prog="python -m data_prep.render", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--size", choices=sorted(plan.SIZES), default="default")
+  parser.add_argument("--out", required=True, help="dataset folder")
+  parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+  parser.add_argument("--num-shards", type=int, default=1)
+  parser.add_argument("--shard-index", type=int, default=0)
+  parser.add_argument("--classes", default="", help="comma-separated subset of the classes")
+  args = parser.parse_args(argv)
+  if args.workers < 1:
+    parser.error(f"--workers {args.workers}: expected at least 1")
+  return args
+
+
+def _claim(out: Path, args, banks: dict[str, str], command: str) -> None:
+  """Writes `dataset.json`, or checks that the one in `out` is for the same size and seed."""
+  info_path = out / "dataset.json"
+  if info_path.is_file():
+    info = json.loads(info_path.read_text(encoding="utf-8"))
+    if (info.get("size"), info.get("seed")) != (args.size, args.seed):
+      raise ValueError(f"{out} holds the {info.get('size')!r} dataset with seed "
+                       f"{info.get('seed')}: render {args.size!r} with seed {args.seed} elsewhere")
+    return
+  out.mkdir(parents=True, exist_ok=True)
+  size = plan.get_size(args.size)
+  info = {
+      "format": DATASET_FORMAT, "size": args.size, "seed": args.seed,
+      "clip_seconds": size.clip_seconds, "clips_per_class": {
+          "reference": size.reference, "train": size.train, "validation": size.validation,
+          "test": size.test},
+      "banks": {split: plan.BANKS[split] for split in plan.SPLITS}, "bank_files": banks,
+      "sample_rate": SAMPLE_RATE, "jaxeq_version": jaxeq.__version__,
+      "command": command,
+  }
+  write_text_atomically(info_path, json.dumps(info, indent=2) + "\n")
+
+
+_RENDERER = None
+
+
+def _render_in_worker(job) -> dict | str:
+  """A manifest row, or a one-line failure naming the clip."""
+  global _RENDERER
+  clip, out = job
+  try:
+    if _RENDERER is None:
+      _RENDERER = Renderer()
+    return render_clip(clip, Path(out), _RENDERER)
+  except Exception as e:  # one bad clip is reported, not allowed to stop the whole render
+    return f"{clip.path}: {type(e).__name__}: {e}"
+
+
+def render_clip(clip: plan.ClipSpec, out: Path, renderer: Renderer) -> dict:
+  """Renders one clip, colours it unless it is a reference clip, and saves it atomically."""
+  material_seed, colour_seed, level_seed = np.random.SeedSequence(clip.seed).spawn(3)
+  material = make_material(clip.class_name, np.random.default_rng(material_seed), clip.seconds)
+  audio, program = renderer.render(material, clip.bank, clip.seconds)
+  eq = EQ([]) if clip.reference else random_colouration(np.random.default_rng(colour_seed))
+  if eq.bands:
+    audio = apply_eq(audio, SAMPLE_RATE, eq)
+  peak = float(np.max(np.abs(audio)))
+  if not peak > 1e-5:
+    raise RuntimeError(f"rendered silence ({material.description}, program {program})")
+  peak_dbfs = float(np.random.default_rng(level_seed).uniform(*PEAK_DBFS))
+  audio = (audio * (10 ** (peak_dbfs / 20) / peak)).astype(np.float32)
+  jaxeq.save_audio(out / clip.path, audio, SAMPLE_RATE)
+  drum_notes = sorted({n.pitch for n in material.notes}) if material.is_drum else []
+  return {
+      "path": clip.path, "class": clip.class_name, "split": clip.split, "bank": clip.bank,
+      "reference": int(clip.reference), "seed": clip.seed, "program": program,
+      "drum_notes": " ".join(map(str, drum_notes)), "material": material.description,
+      "tempo_bpm": material.tempo_bpm, "articulation": material.articulation,
+      "velocity": material.velocity, "peak_dbfs": round(peak_dbfs, 2),
+      "duration_s": round(len(audio) / SAMPLE_RATE, 3), "sample_rate": SAMPLE_RATE,
+      "colouration": json.dumps(eq.to_dict(), separators=(",", ":")),
+  }
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,260 @@
+"""Rendering the dataset with real FluidSynth, and its features (data_prep.render/.features).
+
+The smoke set (every class, every split) is rendered once for the module; the other tests
+read it, resume it, shard a part of it and featurize it.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import jaxeq
+from data_prep import features, manifest, plan
+from data_prep.material import make_material
+from data_prep.synth import SetupError, find_bank
+import data_prep.synth as synth_module
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run(module, *args):
+  """`python -m data_prep.MODULE ARGS` from the repository root; its completed process."""
+  result = subprocess.run([sys.executable, "-m", f"data_prep.{module}", *map(str, args)],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-2000:]
+  return result
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+  out = tmp_path_factory.mktemp("smoke")
+  run("render", "--size", "smoke", "--out", out, "--workers", 2)
+  return out
+
+
+def mtimes(folder: Path) -> dict:
+  return {p: p.stat().st_mtime_ns for p in folder.rglob("*.flac")}
+
+
+# --- the plan and the material (pure) ---------------------------------------------------
+
+
+def test_sizes_plan_every_class_and_split_and_the_paper_size():
+  smoke = plan.plan("smoke", 0)
+  assert {(c.class_name, c.split) for c in smoke} == {
+      (name, split) for name in jaxeq.CLASSES for split in plan.SPLITS}
+  assert {c.bank for c in smoke if c.split == "test"} == {"TimGM6mb"}
+  assert {c.bank for c in smoke if c.split != "test"} == {"FluidR3_GM"}
+  assert len(plan.plan("paper", 0)) == 45010
+  assert plan.plan("default", 3) == plan.plan("default", 3)
+  assert plan.plan("default", 3) != plan.plan("default", 4)
+
+
+def test_a_subset_of_classes_plans_the_same_clips_as_the_whole():
+  whole = {c.clip_id: c for c in plan.plan("default", 0)}
+  for clip in plan.plan("default", 0, ["flute", "toms"]):
+    assert whole[clip.clip_id] == clip
+
+
+def test_shards_are_disjoint_and_cover_the_plan():
+  clips = plan.plan("default", 0)
+  shards = [plan.shard(clips, 3, i) for i in range(3)]
+  paths = [c.path for s in shards for c in s]
+  assert len(paths) == len(set(paths)) == len(clips)
+  with pytest.raises(ValueError, match="shard index 3 of 3"):
+    plan.shard(clips, 3, 3)
+
+
+def test_material_stays_in_the_instrument_range_and_is_deterministic():
+  for name in jaxeq.CLASSES:
+    info = jaxeq.class_info(name)
+    for seed in range(3):
+      material = make_material(name, np.random.default_rng(seed), 6.0)
+      assert material == make_material(name, np.random.default_rng(seed), 6.0)
+      pitches = {n.pitch for n in material.notes}
+      assert material.notes and all(0 <= n.start < n.end for n in material.notes)
+      if info.is_drum:
+        assert pitches <= set(info.gm_drum_notes), name
+      else:
+        assert info.pitch_range[0] <= min(pitches) and max(pitches) <= info.pitch_range[1], name
+        assert material.program in info.gm_programs
+
+
+def test_a_missing_bank_says_what_to_install(monkeypatch):
+  monkeypatch.setattr(synth_module, "_SYSTEM_DIRS", ())
+  monkeypatch.delenv("JAXEQ_SOUNDFONTS", raising=False)
+  with pytest.raises(SetupError, match="apt-get install fluid-soundfont-gm"):
+    find_bank("FluidR3_GM")
+  assert find_bank("TimGM6mb").is_file()  # ships inside pretty_midi
+
+
+# --- the rendered smoke set -------------------------------------------------------------
+
+
+def test_smoke_manifest_lists_every_clip_with_its_bank_seed_and_colouration(smoke):
+  rows = manifest.read_manifest(smoke)
+  planned = plan.plan("smoke", 0)
+  assert [r["path"] for r in rows] == [c.path for c in planned]
+  assert set(manifest.COLUMNS) <= set(rows[0])
+  for row, clip in zip(rows, planned):
+    assert (row["class"], row["split"], row["bank"], int(row["seed"])) == (
+        clip.class_name, clip.split, clip.bank, clip.seed)
+    eq = jaxeq.EQ.from_json(row["colouration"])
+    assert row["reference"] == ("1" if clip.reference else "0")
+    assert (len(eq.bands) == 0) == clip.reference
+    info = jaxeq.class_info(row["class"])
+    if info.is_drum:
+      assert {int(n) for n in row["drum_notes"].split()} <= set(info.gm_drum_notes)
+    else:
+      assert int(row["program"]) in info.gm_programs
+  assert sum(r["reference"] == "1" for r in rows) == 35
+  dataset = json.loads((smoke / "dataset.json").read_text())
+  assert (dataset["size"], dataset["seed"]) == ("smoke", 0)
+  assert "--size smoke" in dataset["command"]
+
+
+def test_smoke_clips_are_44k1_mono_flac_at_their_recorded_level(smoke):
+  for row in manifest.read_manifest(smoke):
+    info = sf.info(smoke / row["path"])
+    assert (info.format, info.samplerate, info.channels) == ("FLAC", 44100, 1)
+    assert info.frames == 2 * 44100
+    audio, _ = jaxeq.load_audio(smoke / row["path"])
+    peak_dbfs = 20 * np.log10(np.max(np.abs(audio)))
+    assert peak_dbfs == pytest.approx(float(row["peak_dbfs"]), abs=0.05), row["path"]
+
+
+def test_a_coloured_clip_is_its_clean_render_through_the_recorded_eq(smoke):
+  """Re-rendering a clip from its seed and applying the manifest's EQ gives the file."""
+  from data_prep.synth import Renderer
+  renderer = Renderer()
+  rows = [r for r in manifest.read_manifest(smoke) if r["reference"] == "0"]
+  for row in rows[::20]:
+    material_seed, _, _ = np.random.SeedSequence(int(row["seed"])).spawn(3)
+    material = make_material(row["class"], np.random.default_rng(material_seed), 2.0)
+    clean, _ = renderer.render(material, row["bank"], 2.0)
+    expected = jaxeq.apply_eq(clean, 44100, jaxeq.EQ.from_json(row["colouration"]))
+    expected *= 10 ** (float(row["peak_dbfs"]) / 20) / np.max(np.abs(expected))
+    stored, _ = jaxeq.load_audio(smoke / row["path"])
+    assert np.max(np.abs(stored - expected)) < 2e-4, row["path"]  # 16-bit quantisation
+
+
+def test_rendering_again_resumes_and_renders_only_what_is_missing(smoke):
+  before = mtimes(smoke)
+  manifest_before = (smoke / "manifest.csv").read_text()
+  result = run("render", "--size", "smoke", "--out", smoke, "--workers", 1)
+  assert "140 already on disk, rendering 0" in result.stdout
+  assert mtimes(smoke) == before
+  assert (smoke / "manifest.csv").read_text() == manifest_before
+  missing = smoke / "audio/test/oboe/oboe_test_00000.flac"
+  content = missing.read_bytes()
+  missing.unlink()
+  result = run("render", "--size", "smoke", "--out", smoke, "--workers", 1)
+  assert "139 already on disk, rendering 1" in result.stdout
+  assert missing.read_bytes() == content  # the same audio: it depends on the seed alone
+  assert (smoke / "manifest.csv").read_text() == manifest_before
+
+
+def test_another_size_is_refused_in_the_same_folder(smoke):
+  result = subprocess.run([sys.executable, "-m", "data_prep.render", "--size", "default",
+                           "--out", str(smoke)], cwd=REPO, capture_output=True, text=True)
+  assert result.returncode == 2
+  assert "holds the 'smoke' dataset" in result.stderr
+
+
+def test_shards_render_disjoint_parts_that_match_the_whole(smoke, tmp_path):
+  classes = "flute,hihat"
+  for index in (0, 1):
+    run("render", "--size", "smoke", "--out", tmp_path, "--workers", 1, "--classes", classes,
+        "--num-shards", 2, "--shard-index", index)
+  shard_rows = [
+      {json.loads(line)["path"] for line in (tmp_path / "journal" / f"shard-{i:04d}-of-0002.jsonl")
+       .read_text().splitlines()} for i in (0, 1)]
+  assert shard_rows[0] and shard_rows[1] and not shard_rows[0] & shard_rows[1]
+  rows = manifest.read_manifest(tmp_path)
+  assert {r["path"] for r in rows} == shard_rows[0] | shard_rows[1]
+  assert len(rows) == 8
+  for row in rows:
+    assert (tmp_path / row["path"]).read_bytes() == (smoke / row["path"]).read_bytes()
+
+
+# --- features -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def smoke_features(smoke):
+  run("features", smoke, "--workers", 2)
+  return smoke / "features"
+
+
+def test_features_hold_every_clip_spectrum_and_window(smoke, smoke_features):
+  rows = manifest.read_manifest(smoke)
+  for split in plan.SPLITS:
+    folder = smoke_features / split
+    spectra = np.load(folder / "spectra.npy", mmap_mode="r")
+    windows = np.load(folder / "windows.npy", mmap_mode="r")
+    labels = np.load(folder / "labels.npy")
+    window_clip = np.load(folder / "window_clip.npy")
+    split_rows = [r for r in rows if r["split"] == split]
+    assert spectra.shape == (len(split_rows), 256) and spectra.dtype == np.float32
+    assert windows.shape == (len(split_rows), 256, 256) and windows.dtype == np.float16
+    assert window_clip.tolist() == list(range(len(split_rows)))  # one 6 s window a 2 s clip
+    assert labels.tolist() == [jaxeq.CLASSES.index(r["class"]) for r in split_rows]
+    info = json.loads((folder / "info.json").read_text())
+    assert (info["clips"], info["windows"], info["skipped"]) == (len(split_rows), len(split_rows), [])
+    assert not (folder / "parts").exists()
+  index = (smoke_features / "test" / "index.csv").read_text().splitlines()
+  assert len(index) == 36 and index[0].endswith("class_index,window_start,window_count")
+  # Each row is what jaxeq computes from the clip's file.
+  row = [r for r in rows if r["split"] == "test"][7]
+  audio, rate = jaxeq.load_audio(smoke / row["path"])
+  np.testing.assert_array_equal(np.load(smoke_features / "test/spectra.npy")[7],
+                                jaxeq.long_term_spectrum(audio, rate))
+  np.testing.assert_array_equal(np.load(smoke_features / "test/windows.npy")[7],
+                                jaxeq.log_spectrogram_windows(audio, rate)[0].astype(np.float16))
+
+
+def test_features_resume_from_saved_chunks_and_skip_finished_splits(smoke, smoke_features):
+  rows = [r for r in manifest.read_manifest(smoke) if r["split"] == "validation"]
+  folder = smoke_features / "validation"
+  before = {name: np.load(folder / f"{name}.npy") for name in ("spectra", "windows", "labels")}
+  train_mtime = (smoke_features / "train" / "windows.npy").stat().st_mtime_ns
+  # An interrupted run: the first chunk saved, the split not finished.
+  (folder / "info.json").unlink()
+  digest = features._digest(rows, 8)
+  part = folder / "parts" / f"{digest[:16]}-000000.npz"
+  part.parent.mkdir()
+  features._featurize_chunk((str(smoke), [r["path"] for r in rows[:features.CHUNK]], str(part), 8))
+  with np.load(part) as saved:
+    marked = {name: saved[name] for name in saved.files}
+  marked["spectra"][0] = 1234.0  # proves the saved chunk is used, not recomputed
+  with open(part, "wb") as f:
+    np.savez(f, **marked)
+  result = run("features", smoke, "--workers", 1)
+  assert "train: up to date" in result.stdout
+  assert (smoke_features / "train" / "windows.npy").stat().st_mtime_ns == train_mtime
+  spectra = np.load(folder / "spectra.npy")
+  assert spectra[0, 0] == 1234.0
+  np.testing.assert_array_equal(spectra[1:], before["spectra"][1:])
+  np.testing.assert_array_equal(np.load(folder / "windows.npy"), before["windows"])
+
+
+def test_features_leave_out_unreadable_clips_and_say_so(smoke, tmp_path):
+  rows = [r for r in manifest.read_manifest(smoke) if r["split"] == "train"][:3]
+  for row in rows[:2]:
+    (tmp_path / row["path"]).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(smoke / row["path"], tmp_path / row["path"])
+  (tmp_path / rows[2]["path"]).parent.mkdir(parents=True, exist_ok=True)
+  (tmp_path / rows[2]["path"]).write_bytes(b"not audio")
+  manifest.write_manifest(tmp_path / "manifest.csv", rows)
+  result = run("features", tmp_path, "--workers", 1)
+  assert "not a readable audio file" in result.stderr and rows[2]["path"] in result.stderr
+  index = (tmp_path / "features/train/index.csv").read_text().splitlines()
+  assert len(index) == 3 and rows[2]["path"] not in "".join(index)
+  assert np.load(tmp_path / "features/train/spectra.npy").shape == (2, 256)
