@@ -1,0 +1,1 @@
+"""Experiments: one module per experiment, `python -m experiments.NAME`."""
