@@ -158,7 +158,8 @@ class DataParallel:
 
   def put_state(self, state: PyTree) -> PyTree:
     if self.mode == "mesh":
-      return jax.device_put(state, self.replicated)
+      # Through host memory, so the step's donation never deletes the caller's arrays.
+      return jax.tree.map(lambda x: jax.device_put(np.asarray(x), self.replicated), state)
     n = jax.local_device_count()
     return jax.tree.map(lambda x: np.broadcast_to(np.asarray(x), (n, *np.shape(x))), state)
 
@@ -330,7 +331,7 @@ def make_train_step(loss_fn: LossFn, optimizer: optax.GradientTransformation):
       grads = jax.lax.pmean(grads, axis_name)
       metrics = jax.lax.pmean(metrics, axis_name)
     updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
-    metrics["grad_norm"] = optax.global_norm(grads)
+    metrics["grad_norm"] = optax.tree.norm(grads)
     new_state = {"params": optax.apply_updates(state["params"], updates), "opt_state": opt_state,
                  "step": state["step"] + 1, "rng": rng}
     return new_state, metrics
