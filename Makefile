@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: test bench clean
+.PHONY: test bench bench-matching clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,9 @@ test: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(BIN)/python -m benchmarks.dsp
+
+bench-matching: $(VENV)/.installed
+	$(BIN)/python -m benchmarks.matching
 
 clean:
 	rm -rf $(VENV) build *.egg-info
