@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: test bench clean system-deps
+.PHONY: test bench bench-matching clean system-deps
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,9 @@ test: system-deps $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(BIN)/python -m benchmarks.dsp
+
+bench-matching: $(VENV)/.installed
+	$(BIN)/python -m benchmarks.matching
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -13,9 +13,21 @@ from jaxeq.spectrum import (FREQS, SAMPLE_RATE, difference, log_spectrogram_wind
 
 __version__ = "0.1.0"
 
+# Loaded on first use: they bring in orbax, which `import jaxeq` need not pay for.
+_LAZY = {"load_matcher": "jaxeq.matcher", "Matcher": "jaxeq.matcher"}
+
+
+def __getattr__(name):
+  if name in _LAZY:
+    import importlib
+    return getattr(importlib.import_module(_LAZY[name]), name)
+  raise AttributeError(f"module 'jaxeq' has no attribute {name!r}")
+
+
 __all__ = [
-    "AudioError", "Band", "EQ", "FREQS", "Layout", "SAMPLE_RATE", "Settings", "apply_eq",
-    "difference", "get_layout", "load_audio", "log_spectrogram_windows", "long_term_spectrum",
+    "AudioError", "Band", "EQ", "FREQS", "Layout", "Matcher", "SAMPLE_RATE", "Settings",
+    "apply_eq", "difference", "get_layout", "load_audio", "load_matcher",
+    "log_spectrogram_windows", "long_term_spectrum",
     "save_audio", "smooth", "zero_centre",
     "CLASSES", "CLASS_INFO", "InstrumentClass", "class_info",
 ]

@@ -1,0 +1,99 @@
+"""Trained EQ matchers: a dB curve in, a `jaxeq.EQ` out.
+
+    matcher = jaxeq.load_matcher("cnn")           # or "mlp", or an exported directory
+    eq, = matcher.predict(curve_db)               # (256,) dB on jaxeq.FREQS
+    eqs = matcher.predict(curves_db)              # (N, 256)
+
+A matcher directory holds `config.json` (model, layout, how it was trained), `params/` (an
+orbax checkpoint of the parameters only) and `MODEL_CARD.md`. The shipped ones live in
+`jaxeq/assets/matchers/`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxeq import models, trainer
+from jaxeq.atomic import write_text_atomically
+from jaxeq.eq import EQ
+from jaxeq.layouts import Layout, Settings, get_layout
+from jaxeq.spectrum import FREQS, zero_centre
+
+FORMAT = "jaxeq.matcher/1"
+ASSETS = Path(__file__).parent / "assets" / "matchers"
+
+
+class Matcher:
+  """A matching network bound to its layout and parameters."""
+
+  def __init__(self, model_name: str, layout: Layout, params, model_kwargs: dict | None = None):
+    self.model_name = model_name
+    self.layout = layout
+    # JSON gives lists; module fields must be hashable.
+    self.model_kwargs = {k: tuple(v) if isinstance(v, list) else v
+                         for k, v in (model_kwargs or {}).items()}
+    self.model = models.make_model(model_name, layout.num_controls, **self.model_kwargs)
+    self.params = params
+    self._apply = jax.jit(lambda p, x: self.model.apply({"params": p}, zero_centre(x)))
+
+  def predict_unit(self, curves_db) -> jax.Array:
+    """`(N, num_controls)` settings in [0, 1] for `(256,)` or `(N, 256)` dB curves."""
+    curves = _check_curves(curves_db)
+    return self._apply(self.params, curves)
+
+  def predict_settings(self, curves_db) -> Settings:
+    return self.layout.from_unit(self.predict_unit(curves_db))
+
+  def predict(self, curves_db) -> list[EQ]:
+    """One `EQ` per curve. Curves are dB on `jaxeq.FREQS`; their mean level is ignored.
+
+    The models were trained on curves within ±12 dB, as `jaxeq.difference` makes them.
+    """
+    return self.layout.to_eqs(self.predict_settings(curves_db))
+
+  def save(self, directory, training: dict | None = None, card: str | None = None) -> None:
+    """Writes the matcher directory (see the module docstring); `directory` must not exist."""
+    directory = Path(directory)
+    if directory.exists():
+      raise FileExistsError(f"matcher directory {directory} already exists")
+    directory.mkdir(parents=True)
+    trainer.save_params(directory / "params", self.params)
+    config = {"format": FORMAT, "model": self.model_name, "model_kwargs": self.model_kwargs,
+              "layout": self.layout.to_config(), "training": training or {}}
+    write_text_atomically(directory / "config.json", json.dumps(config, indent=2) + "\n")
+    if card is not None:
+      write_text_atomically(directory / "MODEL_CARD.md", card)
+
+
+def load_matcher(name: str = "cnn") -> Matcher:
+  """A shipped matcher (`cnn` or `mlp`, trained on the `paper4` layout) or a matcher directory."""
+  directory = ASSETS / name if name in models.MODELS else Path(name)
+  config_path = directory / "config.json"
+  if not config_path.is_file():
+    raise FileNotFoundError(f"no matcher {name!r}: {config_path} does not exist "
+                            f"(shipped: {', '.join(models.MODELS)})")
+  config = json.loads(config_path.read_text(encoding="utf-8"))
+  if config.get("format") != FORMAT:
+    raise ValueError(f"{config_path} is not a {FORMAT} matcher config")
+  layout = get_layout(config["layout"])
+  matcher = Matcher(config["model"], layout, None, config["model_kwargs"])
+  like = jax.eval_shape(lambda: models.init_params(matcher.model, jax.random.PRNGKey(0), len(FREQS)))
+  matcher.params = trainer.load_params(directory / "params", like)
+  return matcher
+
+
+def _check_curves(curves_db) -> jax.Array:
+  curves = np.asarray(curves_db, dtype=np.float32)
+  if curves.ndim == 1:
+    curves = curves[None]
+  if curves.ndim != 2 or curves.shape[1] != len(FREQS):
+    raise ValueError(f"curves must have shape ({len(FREQS)},) or (N, {len(FREQS)}) on jaxeq.FREQS, "
+                     f"got {np.shape(curves_db)}")
+  if not np.all(np.isfinite(curves)):
+    raise ValueError("curves contain NaN or inf values")
+  return jnp.asarray(curves)

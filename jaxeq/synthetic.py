@@ -1,0 +1,103 @@
+"""Random-EQ curves for the base (stage-1) training: the curve is the data, its settings the label.
+
+A dataset is `size` examples; example `i` is drawn from `fold_in(key, i)`, so any example can
+be made on its own, in any order, on any host, and a batch is just a list of example ids.
+The training stream visits the dataset in a fresh permutation every epoch; batch `step` is a
+pure function of (seed, step), which is all an exact resume needs to know about the data.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxeq.layouts import Layout, Settings
+from jaxeq.spectrum import FREQS, MAX_DIFFERENCE_DB, SAMPLE_RATE, smooth, zero_centre
+
+# Paper's stage-1 training-set size (DESIGN.md §1).
+PAPER_TRAIN_SIZE = 156_730
+# Keys of the splits, folded into the seed so that the splits never share an example.
+_SPLITS = {"train": 0, "val": 1, "test": 2}
+
+
+class Curves(NamedTuple):
+  """A batch: zero-centred dB curves on `FREQS`, and the settings that made them."""
+  curve: jax.Array  # (N, 256) dB
+  unit: jax.Array  # (N, num_controls) settings in [0, 1], `Layout.to_unit`
+
+
+def split_key(seed: int, split: str) -> jax.Array:
+  if split not in _SPLITS:
+    raise ValueError(f"unknown split {split!r}; expected one of {', '.join(_SPLITS)}")
+  return jax.random.fold_in(jax.random.PRNGKey(seed), _SPLITS[split])
+
+
+def curves_for(layout: Layout, key: jax.Array, ids, scheme: str = "paper",
+               max_db: float | None = MAX_DIFFERENCE_DB,
+               smoothing_octaves: float = 0.0) -> Curves:
+  """The examples `ids` of the dataset `key`: random settings and their zero-centred response.
+
+  Where a curve exceeds ±`max_db`, the settings' gains are scaled down by the same factor
+  `jaxeq.difference` scales its curves by, so the network trains on what inference feeds it
+  (≤ 12 dB) while every curve stays the exact response of its settings.
+  """
+  ids = jnp.asarray(ids, jnp.uint32)
+  settings = jax.vmap(lambda i: layout.sample(jax.random.fold_in(key, i), (), scheme))(ids)
+  if max_db is not None:
+    peak = jnp.max(jnp.abs(_response(layout, settings)), axis=-1, keepdims=True)
+    settings = settings._replace(gain_db=settings.gain_db * jnp.minimum(1.0, max_db / peak))
+  curve = _response(layout, settings)
+  if smoothing_octaves:
+    curve = zero_centre(smooth(curve, smoothing_octaves))
+  return Curves(curve, layout.to_unit(settings))
+
+
+def _response(layout: Layout, settings: Settings) -> jax.Array:
+  return zero_centre(layout.response_db(settings, FREQS, SAMPLE_RATE))
+
+
+class CurveStream:
+  """Training batches: `size` examples per epoch, reshuffled every epoch, batch `step` → ids.
+
+  `stream(step)` returns this process's share of the global batch as NumPy arrays (all of it
+  on one host), which is what `jaxeq.trainer.train` expects of a batch source.
+  """
+
+  def __init__(self, layout: Layout, seed: int, batch_size: int, size: int = PAPER_TRAIN_SIZE,
+               **curve_kwargs):
+    if not 0 < batch_size <= size:
+      raise ValueError(f"batch_size={batch_size} must be in 1..{size} (the dataset size)")
+    self.batch_size, self.size = batch_size, size
+    self.steps_per_epoch = size // batch_size  # the remainder is left out of each epoch
+    self._key = split_key(seed, "train")
+    self._make = jax.jit(functools.partial(curves_for, layout, **curve_kwargs))
+
+  @functools.lru_cache(maxsize=2)
+  def _order(self, epoch: int) -> np.ndarray:
+    key = jax.random.fold_in(jax.random.fold_in(self._key, 2**31 - 1), epoch)
+    return np.asarray(jax.random.permutation(key, self.size))
+
+  def ids(self, step: int) -> np.ndarray:
+    epoch, index = divmod(step, self.steps_per_epoch)
+    return self._order(epoch)[index * self.batch_size:(index + 1) * self.batch_size]
+
+  def __call__(self, step: int) -> Curves:
+    ids = self.ids(step)
+    share = len(ids) // jax.process_count()
+    ids = ids[jax.process_index() * share:(jax.process_index() + 1) * share]
+    return Curves(*(np.asarray(x) for x in self._make(self._key, ids)))
+
+
+def fixed_set(layout: Layout, seed: int, split: str, size: int, chunk: int = 2048,
+              **curve_kwargs) -> Curves:
+  """A fixed validation or test set of `size` curves (NumPy), the same for a given seed."""
+  if split == "train":
+    raise ValueError("fixed_set is for 'val' or 'test'; training data comes from CurveStream")
+  key = split_key(seed, split)
+  make = jax.jit(functools.partial(curves_for, layout, **curve_kwargs))
+  parts = [make(key, np.arange(start, min(start + chunk, size))) for start in range(0, size, chunk)]
+  return Curves(*(np.concatenate([np.asarray(p[i]) for p in parts]) for i in range(2)))
