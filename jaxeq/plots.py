@@ -68,3 +68,22 @@ def plot_analysis(analysis, path, title: str = "") -> None:
   fig.suptitle(title or "jaxeq analysis")
   fig.tight_layout()
   _save(fig, path)
+
+
+def plot_confusion(confusion: np.ndarray, classes, path, title: str = "") -> None:
+  """A confusion matrix (rows: true class, columns: predicted), normalised per row."""
+  counts = np.asarray(confusion, np.float64)
+  rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+  fig, ax = plt.subplots(figsize=(11, 10))
+  image = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+  ax.set_xticks(range(len(classes)), classes, rotation=90, fontsize=7)
+  ax.set_yticks(range(len(classes)), classes, fontsize=7)
+  ax.set_xlabel("predicted")
+  ax.set_ylabel("true")
+  for i, j in zip(*np.nonzero(counts)):
+    ax.text(j, i, int(counts[i, j]), ha="center", va="center", fontsize=5,
+            color="white" if rates[i, j] > 0.5 else "black")
+  fig.colorbar(image, ax=ax, fraction=0.04, label="share of the true class")
+  ax.set_title(title or "confusion matrix")
+  fig.tight_layout()
+  _save(fig, path)

@@ -68,6 +68,24 @@ class TargetBank:
       raise ValueError(f"{path}: not a jaxeq target bank ({e})") from None
 
 
+def bank_from_spectra(classes, labels, spectra, provenance: dict) -> TargetBank:
+  """A bank from long-term spectra `(tracks, 256)` and their labels (indices into `classes`).
+
+  Classes without a track are left out.
+  """
+  curves = np.asarray(zero_centre(np.asarray(spectra, np.float32)))
+  labels = np.asarray(labels)
+  present = [i for i in range(len(classes)) if np.any(labels == i)]
+  if not present:
+    raise ValueError("no usable reference tracks: cannot build a target bank")
+  provenance = {"built": datetime.date.today().isoformat(),
+                "method": "mean of zero-mean long-term spectra (jaxeq.long_term_spectrum)",
+                **provenance}
+  return TargetBank(tuple(classes[i] for i in present),
+                    np.stack([curves[labels == i].mean(axis=0) for i in present]).astype(np.float32),
+                    np.array([int(np.sum(labels == i)) for i in present]), provenance)
+
+
 def build_target_bank(tracks: Mapping[str, Iterable], load: Callable, source: str = "",
                       on_error: Callable[[str], None] | None = None) -> TargetBank:
   """A bank from reference tracks: `tracks` maps a class name to its audio files.
@@ -75,25 +93,18 @@ def build_target_bank(tracks: Mapping[str, Iterable], load: Callable, source: st
   `load(path) -> (audio, rate)` reads a track; tracks it rejects (an `AudioError`, say) are
   passed to `on_error` as a message and left out. Classes with no usable track are left out.
   """
-  classes, curves, counts = [], [], []
-  for name, paths in tracks.items():
-    spectra = []
+  classes, labels, spectra = list(tracks), [], []
+  for label, paths in enumerate(tracks.values()):
     for path in paths:
       try:
-        spectra.append(np.asarray(zero_centre(long_term_spectrum(*load(path)))))
+        spectra.append(long_term_spectrum(*load(path)))
+        labels.append(label)
       except ValueError as e:
         if on_error is None:
           raise
         on_error(str(e) if str(path) in str(e) else f"{path}: {e}")
-    if spectra:
-      classes.append(name)
-      curves.append(np.mean(spectra, axis=0))
-      counts.append(len(spectra))
-  if not classes:
-    raise ValueError("no usable reference tracks: cannot build a target bank")
-  provenance = {"source": source, "built": datetime.date.today().isoformat(),
-                "method": "mean of zero-mean long-term spectra (jaxeq.long_term_spectrum)"}
-  return TargetBank(tuple(classes), np.stack(curves).astype(np.float32), np.array(counts), provenance)
+  return bank_from_spectra(classes, labels, np.reshape(spectra, (-1, len(FREQS))),
+                           {"source": source})
 
 
 def load_targets(path=None) -> TargetBank:

@@ -1,0 +1,253 @@
+"""The instrument classifier and the target bank (DESIGN.md §1), on the rendered dataset.
+
+    python -m experiments.classifier --workdir=workdirs/classifier
+    python -m experiments.classifier --workdir=workdirs/classifier_paper \
+        --config.data_dir=data/paper --config.data_size=paper
+    python -m experiments.classifier --workdir=/tmp/smoke --config=experiments/classifier.py:smoke
+
+The dataset in `config.data_dir` is rendered and featurized first when absent (or point
+`data_dir` at your own ingested data). Writes to the workdir: checkpoints, metrics, the
+evaluation on the held-out split of the training bank (`validation`) and on the unseen bank
+(`test`) — `evaluation.json`, `evaluation.md`, `confusion_validation.png`,
+`confusion_test.png` — and the target bank built from the clean reference clips
+(`targets.npz`, `targets.png`). `--export=DIR` writes `DIR/classifier/` (with its model card)
+and `DIR/targets.npz`.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shlex
+import shutil
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from data_prep import dataset
+from experiments.base_train import train_seconds
+from jaxeq import augment, plots, trainer
+from jaxeq.atomic import write_text_atomically
+from jaxeq.classes import CLASSES
+from jaxeq.classifier import Classifier, InstrumentCNN, init_params
+from jaxeq.targets import bank_from_spectra
+
+
+def get_config(variant: str = "") -> ml_collections.ConfigDict:
+  """The classifier config; `variant='smoke'` is a seconds-long run for tests."""
+  config = trainer.default_config()
+  config.data_dir = "data/default"
+  config.data_size = "default"  # what to render into data_dir when it holds no dataset
+  config.data_seed = 0
+  config.model_kwargs = ml_collections.ConfigDict()  # e.g. features, dropout
+  config.batch_size = 32
+  config.num_epochs = 40
+  config.learning_rate = 2e-3
+  config.weight_decay = 1e-4
+  config.warmup_steps = 100
+  config.label_smoothing = 0.1
+  config.augment = augment.default_config()
+  config.best_metric = "loss"
+  config.eval_every = config.checkpoint_every = 200
+  config.log_every = 20
+  if variant == "smoke":
+    config.data_dir = "data/smoke"
+    config.data_size = "smoke"
+    config.model_kwargs = ml_collections.ConfigDict({"stem_features": 8, "features": (8, 8)})
+    config.batch_size = 8
+    config.num_epochs = 2
+    config.warmup_steps = 2
+    config.eval_every = config.checkpoint_every = config.log_every = 4
+  elif variant:
+    raise ValueError(f"unknown config variant {variant!r}; expected '' or 'smoke'")
+  return config
+
+
+class WindowStream:
+  """`stream(step)`: batch `step` of training windows, a fresh shuffle every epoch.
+
+  A pure function of the step (and the seed), so resuming at a step resumes the data too.
+  """
+
+  def __init__(self, split: dataset.Split, batch_size: int, seed: int):
+    if len(split.window_clip) < batch_size:
+      raise ValueError(f"{len(split.window_clip)} training windows are fewer than "
+                       f"batch_size={batch_size}")
+    self.split, self.batch_size, self.seed = split, batch_size, seed
+    self.steps_per_epoch = len(split.window_clip) // batch_size
+
+  def __call__(self, step: int) -> dict:
+    epoch, i = divmod(step, self.steps_per_epoch)
+    order = np.random.default_rng([self.seed, epoch]).permutation(len(self.split.window_clip))
+    ids = np.sort(order[i * self.batch_size:(i + 1) * self.batch_size])  # sorted: faster mmap reads
+    share = len(ids) // jax.process_count()
+    ids = ids[jax.process_index() * share:(jax.process_index() + 1) * share]
+    return {"windows": np.asarray(self.split.windows[ids], np.float32),
+            "label": self.split.labels[self.split.window_clip[ids]]}
+
+
+def make_loss_fn(model: InstrumentCNN, config):
+  def loss_fn(params, batch, rng):
+    aug_rng, dropout_rng = jax.random.split(rng)
+    windows = augment.augment_windows(aug_rng, batch["windows"], config.augment)
+    logits = model.apply({"params": params}, windows, train=True, rngs={"dropout": dropout_rng})
+    targets = optax.smooth_labels(jax.nn.one_hot(batch["label"], len(CLASSES)),
+                                  config.label_smoothing)
+    loss = jnp.mean(optax.softmax_cross_entropy(logits, targets))
+    return loss, {"accuracy": jnp.mean(jnp.argmax(logits, -1) == batch["label"])}
+  return loss_fn
+
+
+def clip_logits(classifier: Classifier, split: dataset.Split, chunk: int = 64) -> np.ndarray:
+  """`(clips, classes)`: each clip's window logits, averaged (as `Classifier.predict` does)."""
+  logits = np.concatenate([classifier.window_logits(np.asarray(split.windows[i:i + chunk]))
+                           for i in range(0, len(split.window_clip), chunk)])
+  sums = np.zeros((len(split.labels), logits.shape[1]))
+  np.add.at(sums, split.window_clip, logits)
+  return sums / np.bincount(split.window_clip, minlength=len(split.labels))[:, None]
+
+
+def classification_metrics(logits: np.ndarray, labels: np.ndarray) -> dict:
+  """Accuracy, top-3 accuracy, per-class accuracy and the confusion matrix (rows: truth)."""
+  ranked = np.argsort(-logits, axis=1)
+  confusion = np.zeros((len(CLASSES), len(CLASSES)), np.int64)
+  np.add.at(confusion, (labels, ranked[:, 0]), 1)
+  per_class = {c: float(confusion[i, i] / confusion[i].sum())
+               for i, c in enumerate(CLASSES) if confusion[i].sum()}
+  return {"clips": int(len(labels)), "accuracy": float(np.mean(ranked[:, 0] == labels)),
+          "top3_accuracy": float(np.mean(np.any(ranked[:, :3] == labels[:, None], axis=1))),
+          "per_class_accuracy": per_class, "confusion": confusion.tolist()}
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
+  """Trains (resuming from `workdir`), evaluates the best checkpoint, builds the target bank."""
+  workdir = Path(workdir)
+  data_dir = dataset.ensure(config.data_dir, config.data_size, config.data_seed)
+  splits = {name: dataset.load_split(data_dir, name) for name in dataset.SPLITS}
+  stream = WindowStream(splits["train"], config.batch_size, config.seed)
+  config = config.copy_and_resolve_references()
+  with config.unlocked():
+    config.num_steps = config.num_epochs * stream.steps_per_epoch
+  model = InstrumentCNN(len(CLASSES), **config.model_kwargs)
+  params = init_params(model, jax.random.key(config.seed))
+  schedule = optax.warmup_cosine_decay_schedule(0.0, config.learning_rate, config.warmup_steps,
+                                                config.num_steps, config.learning_rate * 0.01)
+  optimizer = optax.adamw(schedule, weight_decay=config.weight_decay)
+
+  classifier = Classifier(CLASSES, params, config.model_kwargs.to_dict())  # compiled once
+
+  def evaluate(p) -> dict:
+    val = splits["validation"]
+    classifier.params = p
+    logits = clip_logits(classifier, val)
+    loss = optax.softmax_cross_entropy_with_integer_labels(jnp.asarray(logits), val.labels)
+    return {"loss": float(jnp.mean(loss)), "accuracy": float(np.mean(logits.argmax(1) == val.labels))}
+
+  trainer.train(config, workdir, init_params=params, loss_fn=make_loss_fn(model, config),
+                batch_fn=stream, optimizer=optimizer, eval_fn=evaluate)
+
+  classifier.params, step = trainer.restore_params(workdir, params, "best")
+  results = {"step": step, "num_steps": config.num_steps, "data_dir": str(data_dir),
+             "train_clips": int(len(splits["train"].labels))}
+  for name in ("validation", "test"):
+    results[name] = classification_metrics(clip_logits(classifier, splits[name]),
+                                           splits[name].labels)
+  train = splits["train"]
+  bank = bank_from_spectra(CLASSES, train.labels[train.reference], train.spectra[train.reference],
+                           {"source": f"reference clips of {data_dir}",
+                            "dataset": dataset.dataset_info(data_dir).get("command", str(data_dir))})
+  if jax.process_index() == 0:
+    _write_results(workdir, config, results, bank)
+  print(f"best checkpoint (step {step}): accuracy {results['validation']['accuracy']:.1%} on the "
+        f"training bank's held-out clips, {results['test']['accuracy']:.1%} on the unseen bank")
+  return results
+
+
+def _write_results(workdir: Path, config, results: dict, bank) -> None:
+  write_text_atomically(workdir / "evaluation.json", json.dumps(results, indent=1) + "\n")
+  write_text_atomically(workdir / "evaluation.md", evaluation_markdown(results))
+  write_text_atomically(workdir / "config.json", config.to_json_best_effort(indent=2) + "\n")
+  for name, title in (("validation", "held-out clips, training bank (FluidR3_GM)"),
+                      ("test", "unseen bank (TimGM6mb)")):
+    metrics = results[name]
+    plots.plot_confusion(np.array(metrics["confusion"]), CLASSES, workdir / f"confusion_{name}.png",
+                         f"{title}: accuracy {metrics['accuracy']:.1%}, "
+                         f"top-3 {metrics['top3_accuracy']:.1%}")
+  bank.save(workdir / "targets.npz")
+  plots.plot_targets(bank, workdir / "targets.png")
+
+
+def evaluation_markdown(results: dict) -> str:
+  val, test = results["validation"], results["test"]
+  lines = ["| split | clips | accuracy | top-3 accuracy |", "|---|---|---|---|",
+           f"| held-out, training bank | {val['clips']} | {val['accuracy']:.1%} | "
+           f"{val['top3_accuracy']:.1%} |",
+           f"| unseen bank | {test['clips']} | {test['accuracy']:.1%} | {test['top3_accuracy']:.1%} |",
+           "", "| class | held-out | unseen bank |", "|---|---|---|"]
+  for c in CLASSES:
+    cells = [f"{m['per_class_accuracy'][c]:.0%}" if c in m["per_class_accuracy"] else "–"
+             for m in (val, test)]
+    lines.append(f"| {c} | {cells[0]} | {cells[1]} |")
+  return "\n".join(lines) + "\n"
+
+
+def export(config, workdir, destination, command: str) -> None:
+  """The best checkpoint as `destination/classifier/` with a model card, and the target bank."""
+  workdir, destination = Path(workdir), Path(destination)
+  model = InstrumentCNN(len(CLASSES), **config.model_kwargs)
+  params, step = trainer.restore_params(workdir, init_params(model, jax.random.key(0)), "best")
+  results = json.loads((workdir / "evaluation.json").read_text())
+  machine = f"{platform.machine()}, {jax.device_count()} x {jax.devices()[0].device_kind}"
+  info = dataset.dataset_info(results["data_dir"])
+  card = MODEL_CARD.format(command=command, data=info.get("command", results["data_dir"]),
+                           clips=results["train_clips"], step=step, num_steps=results["num_steps"],
+                           machine=machine, evaluation=evaluation_markdown(results),
+                           hours=train_seconds(workdir) / 3600)
+  Classifier(CLASSES, params, config.model_kwargs.to_dict()).save(
+      destination / "classifier", card=card,
+      training={"command": command, "step": step, "machine": machine, "data": info,
+                "validation_accuracy": results["validation"]["accuracy"],
+                "test_accuracy": results["test"]["accuracy"]})
+  shutil.copyfile(workdir / "targets.npz", destination / "targets.npz")
+  shutil.copyfile(workdir / "targets.png", destination / "targets.png")
+
+
+MODEL_CARD = """# Instrument classifier
+
+A CNN over 6 s log-frequency spectrograms (256 frames x 256 frequencies), 35 classes
+(`jaxeq.CLASSES`); the logits of a long track are averaged over its windows.
+
+- command: `{command}`
+- data: {data}; {clips} training clips, augmented (gain, EQ colouration, time shift,
+  noise, bleed from other classes)
+- {num_steps} steps; the checkpoint shipped is the best by validation loss (step {step})
+- training time: {hours:.2f} h of stepping on {machine}
+- parameters only: `params/` (orbax); classes and network in `config.json`
+
+{evaluation}"""
+
+
+def main(argv) -> None:
+  from absl import flags, logging
+  del argv
+  logging.set_verbosity(logging.WARNING)
+  train_and_evaluate(flags.FLAGS.config, flags.FLAGS.workdir)
+  if flags.FLAGS.export:
+    command = "python -m experiments.classifier " + shlex.join(sys.argv[1:])
+    export(flags.FLAGS.config, flags.FLAGS.workdir, flags.FLAGS.export, command)
+    print(f"exported the classifier and the target bank to {flags.FLAGS.export}")
+
+
+if __name__ == "__main__":
+  from absl import app, flags
+  from ml_collections import config_flags
+
+  config_flags.DEFINE_config_file("config", str(Path(__file__)), "experiment config")
+  flags.DEFINE_string("workdir", None, "checkpoints, metrics and results go here", required=True)
+  flags.DEFINE_string("export", None, "write the classifier and target bank here")
+  app.run(main)

@@ -1,0 +1,102 @@
+"""Automatic EQ, end to end (DESIGN.md §1):
+
+    audio → classifier → instrument → target spectrum ┐
+    audio → long-term spectrum ───────────────────────┴→ difference → matcher → EQ → audio
+
+    auto = jaxeq.AutoEQ.from_pretrained()
+    processed, analysis = auto.process(audio, sample_rate)
+    print(analysis.instrument, analysis.eq)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Mapping
+
+import numpy as np
+
+from jaxeq.audio_io import check_audio
+from jaxeq.classifier import Classifier, load_classifier
+from jaxeq.eq import EQ
+from jaxeq.loudness import match_loudness
+from jaxeq.matcher import Matcher, load_matcher
+from jaxeq.processing import apply_eq
+from jaxeq.spectrum import FREQS, SAMPLE_RATE, difference, long_term_spectrum, zero_centre
+from jaxeq.targets import TargetBank, load_targets
+
+MAX_AMOUNT = 2.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Analysis:
+  """What AutoEQ found: every curve is 256 dB values on `jaxeq.FREQS`."""
+  instrument: str | None  # None when a reference track set the target
+  probabilities: Mapping[str, float] | None  # None when the classifier was not asked
+  spectrum: np.ndarray  # the input's long-term spectrum
+  target: np.ndarray  # zero-mean target
+  difference: np.ndarray  # what the EQ should do (target − input, smoothed, ≤ 12 dB)
+  eq: EQ
+
+  @property
+  def confidence(self) -> float | None:
+    return None if self.probabilities is None else self.probabilities.get(self.instrument)
+
+  def eq_curve(self) -> np.ndarray:
+    return self.eq.response_db(FREQS, SAMPLE_RATE)
+
+  def to_dict(self) -> dict:
+    """A JSON-able summary (the curves as lists)."""
+    return {"instrument": self.instrument, "confidence": self.confidence,
+            "probabilities": None if self.probabilities is None else dict(self.probabilities),
+            "eq": self.eq.to_dict(), "freqs_hz": FREQS.tolist(),
+            **{name: np.round(getattr(self, name), 3).tolist()
+               for name in ("spectrum", "target", "difference")}}
+
+
+class AutoEQ:
+  """The classifier, the target bank and the matcher, wired together."""
+
+  def __init__(self, classifier: Classifier, matcher: Matcher, targets: TargetBank):
+    missing = sorted(set(classifier.classes) - set(targets.classes))
+    if missing:
+      raise ValueError(f"the target bank has no target for {', '.join(missing)}")
+    self.classifier, self.matcher, self.targets = classifier, matcher, targets
+
+  @classmethod
+  def from_pretrained(cls, targets=None, classifier=None, matcher="cnn_finetuned") -> "AutoEQ":
+    """The shipped models; `targets`, `classifier` and `matcher` may name others on disk
+    (a bank `.npz`, a classifier directory, a matcher name or directory)."""
+    return cls(load_classifier(classifier), load_matcher(matcher), load_targets(targets))
+
+  def analyze(self, audio, sample_rate: int, instrument: str | None = None,
+              reference=None, reference_rate: int | None = None) -> Analysis:
+    """Classify (unless `instrument` is given), compare with the target, predict the EQ.
+
+    `reference` (audio at `reference_rate`, default `sample_rate`) replaces the target with
+    that track's spectrum: matching one track to another.
+    """
+    audio = check_audio(audio, sample_rate)
+    spectrum = long_term_spectrum(audio, sample_rate)
+    probabilities = None
+    if reference is not None:
+      target = np.asarray(zero_centre(long_term_spectrum(reference, reference_rate or sample_rate)))
+    else:
+      if instrument is None:
+        probabilities = self.classifier.predict(audio, sample_rate)
+        instrument = max(probabilities, key=probabilities.get)
+      target = self.targets.target(instrument)
+    diff = np.asarray(difference(target, spectrum))
+    eq, = self.matcher.predict(diff)
+    return Analysis(instrument, probabilities, spectrum, target, diff, eq)
+
+  def process(self, audio, sample_rate: int, amount: float = 1.0, instrument: str | None = None,
+              reference=None, reference_rate: int | None = None) -> tuple[np.ndarray, Analysis]:
+    """`(processed, analysis)`: the EQ applied with its gains scaled by `amount` (0–2), the
+    result loudness-matched to the input (BS.1770) and kept below clipping."""
+    if not 0.0 <= amount <= MAX_AMOUNT:
+      raise ValueError(f"amount={amount!r} must be between 0 and {MAX_AMOUNT:g}")
+    analysis = self.analyze(audio, sample_rate, instrument, reference, reference_rate)
+    eq = EQ(dataclasses.replace(b, gain_db=b.gain_db * amount) for b in analysis.eq.bands)
+    analysis = dataclasses.replace(analysis, eq=eq)
+    processed = match_loudness(apply_eq(audio, sample_rate, eq), audio, sample_rate)
+    return processed, analysis
