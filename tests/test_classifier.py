@@ -1,0 +1,122 @@
+"""The instrument classifier: network, augmentations, predictions, and its experiment."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxeq
+from jaxeq import augment
+from jaxeq.classes import CLASSES
+from jaxeq.classifier import Classifier, InstrumentCNN, init_params, load_classifier
+from jaxeq.targets import TargetBank
+
+SMALL = {"stem_features": 8, "features": (8, 8)}
+
+
+@pytest.fixture(scope="module")
+def tiny_classifier():
+  model = InstrumentCNN(len(CLASSES), **SMALL)
+  return Classifier(CLASSES, init_params(model, jax.random.key(0)), SMALL)
+
+
+def _noise(seconds, rate=44100, channels=None, seed=0):
+  shape = (int(seconds * rate),) if channels is None else (int(seconds * rate), channels)
+  return (0.1 * np.random.default_rng(seed).standard_normal(shape)).astype(np.float32)
+
+
+def test_predict_gives_probabilities_for_any_rate_length_and_channels(tiny_classifier):
+  mono = tiny_classifier.predict(_noise(2.0), 44100)
+  assert list(mono) != list(CLASSES) and set(mono) == set(CLASSES)  # sorted by probability
+  assert sum(mono.values()) == pytest.approx(1.0, abs=1e-5)
+  assert list(mono.values()) == sorted(mono.values(), reverse=True)
+  for audio, rate in ((_noise(3.0, 48000, 2), 48000), (_noise(20.0, 22050), 22050)):
+    probabilities = tiny_classifier.predict(audio, rate)
+    assert sum(probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_level_does_not_change_the_prediction(tiny_classifier):
+  audio = _noise(7.0)
+  loud, quiet = tiny_classifier.predict(audio, 44100), tiny_classifier.predict(audio * 0.05, 44100)
+  for name in CLASSES:
+    assert loud[name] == pytest.approx(quiet[name], abs=1e-4)
+
+
+def test_long_tracks_average_the_window_logits(tiny_classifier):
+  audio = np.concatenate([_noise(6.0, seed=1), jaxeq.apply_eq(_noise(6.0, seed=2), 44100,
+                          jaxeq.EQ([jaxeq.Band("high_shelf", 3000, -12.0)]))])
+  windows = jaxeq.log_spectrogram_windows(audio, 44100)
+  logits = tiny_classifier.window_logits(windows)
+  assert logits.shape == (2, len(CLASSES))
+  expected = np.exp(logits.mean(0) - logits.mean(0).max())
+  expected /= expected.sum()
+  got = tiny_classifier.predict(audio, 44100)
+  np.testing.assert_allclose([got[c] for c in CLASSES], expected, atol=1e-5)
+
+
+def test_save_and_load_round_trip(tmp_path, tiny_classifier):
+  tiny_classifier.save(tmp_path / "clf", training={"note": "test"}, card="# card\n")
+  loaded = load_classifier(tmp_path / "clf")
+  windows = jaxeq.log_spectrogram_windows(_noise(3.0), 44100)
+  np.testing.assert_allclose(loaded.window_logits(windows), tiny_classifier.window_logits(windows),
+                             atol=1e-5)
+  assert (tmp_path / "clf" / "MODEL_CARD.md").read_text() == "# card\n"
+  with pytest.raises(FileExistsError):
+    tiny_classifier.save(tmp_path / "clf")
+  with pytest.raises(FileNotFoundError, match="not an exported jaxeq model"):
+    load_classifier(tmp_path / "nothing")
+
+
+def _only(**probabilities):
+  config = augment.default_config()
+  for name in ("eq", "shift", "noise", "mix"):
+    config[f"{name}_probability"] = probabilities.get(name, 0.0)
+  config.gain_db = probabilities.get("gain", 0.0)
+  return config
+
+
+def test_augmentations():
+  rng = np.random.default_rng(0)
+  windows = jnp.asarray(rng.normal(-50, 10, (4, 256, 256)), jnp.float32)
+  key = jax.random.key(1)
+  everything = augment.augment_windows(key, windows, augment.default_config())
+  assert everything.shape == windows.shape and bool(jnp.all(jnp.isfinite(everything)))
+  np.testing.assert_array_equal(everything, augment.augment_windows(key, windows,
+                                                                    augment.default_config()))
+  np.testing.assert_allclose(augment.augment_windows(key, windows, _only()), windows, atol=1e-4)
+  # An EQ colouration adds one curve along frequency to every frame.
+  coloured = augment.augment_windows(key, windows, _only(eq=1.0)) - windows
+  np.testing.assert_allclose(coloured, jnp.broadcast_to(coloured[:, :1], coloured.shape), atol=1e-3)
+  assert float(jnp.std(coloured[:, 0])) > 0.1
+  # Gain shifts a window by one constant; a time shift permutes frames.
+  gained = augment.augment_windows(key, windows, _only(gain=12.0)) - windows
+  np.testing.assert_allclose(gained, jnp.broadcast_to(gained[:, :1, :1], gained.shape), atol=1e-3)
+  shifted = augment.augment_windows(key, windows, _only(shift=1.0))
+  np.testing.assert_allclose(jnp.sort(shifted, axis=1), jnp.sort(windows, axis=1))
+  # Noise and bleed only add power.
+  for kind in ("noise", "mix"):
+    assert bool(jnp.all(augment.augment_windows(key, windows, _only(**{kind: 1.0})) >= windows - 1e-4))
+
+
+def test_experiment_smoke_trains_evaluates_builds_targets_and_exports(tmp_path, smoke_dataset):
+  from experiments import classifier as experiment
+  config = experiment.get_config("smoke")
+  config.data_dir = str(smoke_dataset)
+  config.progress = False
+  results = experiment.train_and_evaluate(config, tmp_path / "run")
+  for split in ("validation", "test"):
+    metrics = results[split]
+    assert metrics["clips"] == 35 and 0 <= metrics["accuracy"] <= metrics["top3_accuracy"] <= 1
+    assert np.sum(metrics["confusion"]) == 35
+    assert (tmp_path / "run" / f"confusion_{split}.png").stat().st_size > 10_000
+  assert json.loads((tmp_path / "run" / "evaluation.json").read_text())["step"] == results["step"]
+  bank = TargetBank.load(tmp_path / "run" / "targets.npz")
+  assert bank.classes == CLASSES and list(bank.counts) == [1] * 35
+
+  experiment.export(config, tmp_path / "run", tmp_path / "export", "test")
+  exported = load_classifier(tmp_path / "export" / "classifier")
+  assert exported.classes == CLASSES
+  assert "accuracy" in (tmp_path / "export" / "classifier" / "MODEL_CARD.md").read_text()
+  assert TargetBank.load(tmp_path / "export" / "targets.npz").classes == CLASSES
