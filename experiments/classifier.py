@@ -103,15 +103,6 @@ def make_loss_fn(model: InstrumentCNN, config):
   return loss_fn
 
 
-def clip_logits(classifier: Classifier, split: dataset.Split, chunk: int = 64) -> np.ndarray:
-  """`(clips, classes)`: each clip's window logits, averaged (as `Classifier.predict` does)."""
-  logits = np.concatenate([classifier.window_logits(np.asarray(split.windows[i:i + chunk]))
-                           for i in range(0, len(split.window_clip), chunk)])
-  sums = np.zeros((len(split.labels), logits.shape[1]))
-  np.add.at(sums, split.window_clip, logits)
-  return sums / np.bincount(split.window_clip, minlength=len(split.labels))[:, None]
-
-
 def classification_metrics(logits: np.ndarray, labels: np.ndarray) -> dict:
   """Accuracy, top-3 accuracy, per-class accuracy and the confusion matrix (rows: truth)."""
   ranked = np.argsort(-logits, axis=1)
@@ -144,7 +135,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
   def evaluate(p) -> dict:
     val = splits["validation"]
     classifier.params = p
-    logits = clip_logits(classifier, val)
+    logits = classifier.clip_logits(val.windows, val.window_clip, len(val.labels))
     loss = optax.softmax_cross_entropy_with_integer_labels(jnp.asarray(logits), val.labels)
     return {"loss": float(jnp.mean(loss)), "accuracy": float(np.mean(logits.argmax(1) == val.labels))}
 
@@ -155,8 +146,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
   results = {"step": step, "num_steps": config.num_steps, "data_dir": str(data_dir),
              "train_clips": int(len(splits["train"].labels))}
   for name in ("validation", "test"):
-    results[name] = classification_metrics(clip_logits(classifier, splits[name]),
-                                           splits[name].labels)
+    split = splits[name]
+    logits = classifier.clip_logits(split.windows, split.window_clip, len(split.labels))
+    results[name] = classification_metrics(logits, split.labels)
   train = splits["train"]
   bank = bank_from_spectra(CLASSES, train.labels[train.reference], train.spectra[train.reference],
                            {"source": f"reference clips of {data_dir}",

@@ -82,6 +82,18 @@ class Classifier:
     """`(windows, classes)` logits for `(windows, 256, 256)` dB spectrograms."""
     return np.asarray(self._logits(self.params, jnp.asarray(windows_db, jnp.float32)))
 
+  def clip_logits(self, windows_db, window_clip, num_clips: int, chunk: int = 64) -> np.ndarray:
+    """`(clips, classes)` for many clips at once: each clip's window logits averaged.
+
+    `windows_db` `(windows, 256, 256)` may be a memory map; `window_clip` gives each window's
+    clip, as `data_prep.features` stores them.
+    """
+    logits = np.concatenate([self.window_logits(np.asarray(windows_db[i:i + chunk]))
+                             for i in range(0, len(window_clip), chunk)])
+    sums = np.zeros((num_clips, logits.shape[1]))
+    np.add.at(sums, window_clip, logits)
+    return sums / np.maximum(np.bincount(window_clip, minlength=num_clips), 1)[:, None]
+
   def predict(self, audio, sample_rate: int) -> dict[str, float]:
     """Class name → probability (summing to 1), from logits averaged over the windows."""
     logits = self.window_logits(log_spectrogram_windows(audio, sample_rate)).mean(axis=0)

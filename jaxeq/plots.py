@@ -87,3 +87,43 @@ def plot_confusion(confusion: np.ndarray, classes, path, title: str = "") -> Non
   ax.set_title(title or "confusion matrix")
   fig.tight_layout()
   _save(fig, path)
+
+
+def plot_mae_bars(mae_db: dict, path, title: str = "") -> None:
+  """Mean response MAE (dB) per method, as horizontal bars."""
+  names, values = list(mae_db), [mae_db[n] for n in mae_db]
+  fig, ax = plt.subplots(figsize=(8, 0.5 * len(names) + 1.5))
+  bars = ax.barh(range(len(names)), values, color=[f"C{i}" for i in range(len(names))])
+  ax.set_yticks(range(len(names)), names)
+  ax.invert_yaxis()
+  ax.bar_label(bars, [f"{v:.2f} dB" for v in values], padding=3)
+  ax.set_xlabel("mean absolute error of the EQ response (dB)")
+  ax.set_xlim(0, max(values) * 1.25)
+  ax.set_title(title)
+  fig.tight_layout()
+  _save(fig, path)
+
+
+def plot_curve_matches(curves, responses: dict, titles, path, columns: int = 3) -> None:
+  """Target curves (solid) and each method's EQ response (dashed), one panel per curve."""
+  curves = np.asarray(curves)
+  rows = -(-len(curves) // columns)
+  fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3 * rows), sharex=True,
+                           sharey=True, squeeze=False)
+  for ax in axes.flat[len(curves):]:
+    ax.axis("off")
+  for k, (ax, curve, title) in enumerate(zip(axes.flat, curves, titles)):
+    ax.plot(FREQS, curve, color="k", lw=1.6, label="target curve")
+    for i, (name, response) in enumerate(responses.items()):
+      response = np.asarray(zero_centre(np.asarray(response)[k]))
+      error = np.mean(np.abs(curve - response))
+      ax.plot(FREQS, response, color=f"C{i}", lw=1.2, ls="--", label=f"{name} ({error:.2f} dB)")
+    _freq_axis(ax)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=6, loc="lower left")
+  for ax in axes[-1]:
+    ax.set_xlabel("Hz")
+  for ax in axes[:, 0]:
+    ax.set_ylabel("dB")
+  fig.tight_layout()
+  _save(fig, path)

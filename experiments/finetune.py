@@ -1,0 +1,270 @@
+"""Stage 2: fine-tune the matchers on difference curves of real tracks (DESIGN.md §1).
+
+    python -m experiments.finetune --workdir=workdirs/finetune          # or: make finetune
+    python -m experiments.finetune --workdir=workdirs/finetune_paper \
+        --config.data_dir=data/paper --config.data_size=paper
+    python -m experiments.finetune --workdir=workdirs/mine --config.data_dir=MY_INGESTED_DATA
+    python -m experiments.finetune --workdir=/tmp/smoke --config=experiments/finetune.py:smoke
+
+Curves are built exactly as at inference: every clip's long-term spectrum, the classifier's
+instrument, that instrument's target, their difference (`jaxeq.difference`). Training clips
+teach, validation clips choose the checkpoint, and the held-out curves of the `test` split
+(rendered through a bank the models never heard) score MLP and CNN before and after
+fine-tuning against the per-curve optimiser floor. Writes `results.json`, `results.md`,
+`mae.png` and `examples.png` to the workdir; `--export=DIR` writes the fine-tuned CNN as a
+matcher directory (`jaxeq.load_matcher(DIR)`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import shlex
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from data_prep import dataset
+from experiments.base_train import train_seconds
+from jaxeq import fitting, losses, plots, trainer
+from jaxeq.atomic import write_text_atomically
+from jaxeq.classes import CLASSES
+from jaxeq.classifier import load_classifier
+from jaxeq.layouts import get_layout
+from jaxeq.matcher import Matcher, load_matcher
+from jaxeq.spectrum import FREQS, SAMPLE_RATE, difference
+from jaxeq.targets import load_targets
+
+MODELS = ("mlp", "cnn")
+
+
+def get_config(variant: str = "") -> ml_collections.ConfigDict:
+  """The fine-tuning config; `variant='smoke'` is a seconds-long run for tests."""
+  config = trainer.default_config()
+  config.data_dir = "data/default"
+  config.data_size = "default"  # what to render into data_dir when it holds no dataset
+  config.data_seed = 0
+  config.classifier = ""  # "" for the shipped classifier, or an exported classifier directory
+  config.targets = ""  # "" for the shipped target bank, or a bank .npz
+  config.base = ml_collections.ConfigDict({"mlp": "mlp", "cnn": "cnn"})  # matchers to start from
+  config.batch_size = 64
+  config.num_epochs = 60
+  config.learning_rate = 2e-4
+  config.warmup_steps = 20
+  # Each training curve is re-made every step with a random recording-chain colouration of
+  # its spectrum (a paper4 EQ with gains within ±colouration_db), so a few hundred clips
+  # stand for many recordings.
+  config.colouration_db = 6.0
+  config.floor_starts = 8
+  config.floor_steps = 500
+  config.best_metric = "mae_db"
+  config.eval_every = config.checkpoint_every = 50
+  config.log_every = 10
+  if variant == "smoke":
+    config.data_dir = "data/smoke"
+    config.data_size = "smoke"
+    config.batch_size = 16
+    config.num_epochs = 2
+    config.warmup_steps = 2
+    config.floor_starts, config.floor_steps = 2, 20
+    config.eval_every = config.checkpoint_every = config.log_every = 4
+  elif variant:
+    raise ValueError(f"unknown config variant {variant!r}; expected '' or 'smoke'")
+  return config
+
+
+@dataclasses.dataclass(frozen=True)
+class Curves:
+  """A split's real-track material, as at inference."""
+  spectra: np.ndarray  # (clips, 256) long-term spectra
+  targets: np.ndarray  # (clips, 256) the target of the instrument the classifier heard
+  curves: np.ndarray  # (clips, 256) difference(targets, spectra)
+  predicted: np.ndarray  # (clips,) class index the classifier chose
+  labels: np.ndarray  # (clips,) true class index
+
+
+def real_curves(split: dataset.Split, classifier, bank) -> Curves:
+  logits = classifier.clip_logits(split.windows, split.window_clip, len(split.labels))
+  predicted = logits.argmax(axis=1)
+  targets = np.stack([bank.target(classifier.classes[i]) for i in predicted])
+  curves = np.asarray(difference(targets, split.spectra))
+  return Curves(split.spectra, targets, curves, predicted, split.labels)
+
+
+class CurveStream:
+  """`stream(step)`: a shuffled batch of training clips' spectra and targets (pure in step)."""
+
+  def __init__(self, data: Curves, batch_size: int, seed: int):
+    if len(data.curves) < batch_size:
+      raise ValueError(f"{len(data.curves)} training curves are fewer than batch_size={batch_size}")
+    self.data, self.batch_size, self.seed = data, batch_size, seed
+    self.steps_per_epoch = len(data.curves) // batch_size
+
+  def __call__(self, step: int) -> dict:
+    epoch, i = divmod(step, self.steps_per_epoch)
+    order = np.random.default_rng([self.seed, epoch]).permutation(len(self.data.curves))
+    ids = order[i * self.batch_size:(i + 1) * self.batch_size]
+    share = len(ids) // jax.process_count()
+    ids = ids[jax.process_index() * share:(jax.process_index() + 1) * share]
+    return {"spectrum": self.data.spectra[ids], "target": self.data.targets[ids]}
+
+
+def make_loss_fn(matcher: Matcher, colouration_db: float):
+  layout, model = matcher.layout, matcher.model
+
+  def loss_fn(params, batch, rng):
+    colour = layout.sample(rng, (batch["spectrum"].shape[0],))
+    colour = colour._replace(gain_db=colour.gain_db * (colouration_db / 12.0))
+    spectrum = batch["spectrum"] + layout.response_db(colour, FREQS, SAMPLE_RATE)
+    curve = difference(batch["target"], spectrum)
+    unit = model.apply({"params": params}, curve)
+    return losses.matching_loss(layout, unit, curve)
+
+  return loss_fn
+
+
+def mae(matcher: Matcher, curves: np.ndarray) -> np.ndarray:
+  """Per-curve MAE (dB) of the matcher's EQs on `curves`."""
+  return np.asarray(losses.response_mae(matcher.layout, matcher.predict_unit(curves), curves))
+
+
+def finetune(config, workdir: Path, name: str, base: Matcher, train: Curves, val: Curves) -> Matcher:
+  """The base matcher fine-tuned on `train` (resuming from `workdir`), best by validation."""
+  stream = CurveStream(train, config.batch_size, config.seed)
+  config = config.copy_and_resolve_references()
+  with config.unlocked():
+    config.num_steps = config.num_epochs * stream.steps_per_epoch
+  schedule = optax.warmup_cosine_decay_schedule(0.0, config.learning_rate, config.warmup_steps,
+                                                config.num_steps, config.learning_rate * 0.1)
+  evaluator = Matcher(base.model_name, base.layout, base.params, base.model_kwargs)
+
+  def evaluate(params) -> dict:
+    evaluator.params = params
+    return {"mae_db": float(np.mean(mae(evaluator, val.curves)))}
+
+  trainer.train(config, workdir, init_params=base.params,
+                loss_fn=make_loss_fn(base, config.colouration_db), batch_fn=stream,
+                optimizer=optax.adam(schedule), eval_fn=evaluate)
+  evaluator.params, _ = trainer.restore_params(workdir, base.params, "best")
+  return evaluator
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
+  """Fine-tunes MLP and CNN and writes the paper's comparison (see the module docstring)."""
+  workdir = Path(workdir)
+  data_dir = dataset.ensure(config.data_dir, config.data_size, config.data_seed)
+  classifier = load_classifier(config.classifier or None)
+  bank = load_targets(config.targets or None)
+  splits = {name: real_curves(dataset.load_split(data_dir, name), classifier, bank)
+            for name in dataset.SPLITS}
+  base = {name: load_matcher(config.base[name]) for name in MODELS}
+  tuned = {name: finetune(config, workdir / name, name, base[name], splits["train"],
+                          splits["validation"]) for name in MODELS}
+  test = splits["test"]
+  layout = base["cnn"].layout
+  floor_unit, floor_mae = fitting.fit_curves(layout, test.curves, config.floor_starts,
+                                             config.floor_steps, seed=config.seed)
+  per_curve = {"MLP, synthetic only": mae(base["mlp"], test.curves),
+               "CNN, synthetic only": mae(base["cnn"], test.curves),
+               "MLP, fine-tuned": mae(tuned["mlp"], test.curves),
+               "CNN, fine-tuned": mae(tuned["cnn"], test.curves),
+               "per-curve optimiser (floor)": floor_mae}
+  results = comparison(per_curve)
+  results.update({
+      "test_curves": int(len(test.curves)), "train_curves": int(len(splits["train"].curves)),
+      "validation_curves": int(len(splits["validation"].curves)),
+      "classifier_accuracy_test": float(np.mean(test.predicted == test.labels)),
+      "data_dir": str(data_dir), "layout": layout.name,
+      "train_seconds": {name: round(train_seconds(workdir / name), 1) for name in MODELS}})
+  if jax.process_index() == 0:
+    write_text_atomically(workdir / "results.json", json.dumps(results, indent=2) + "\n")
+    write_text_atomically(workdir / "results.md", results_markdown(results))
+    write_text_atomically(workdir / "config.json", config.to_json_best_effort(indent=2) + "\n")
+    plots.plot_mae_bars(results["mae_db"], workdir / "mae.png",
+                        f"held-out real curves ({len(test.curves)}, unseen bank)")
+    examples = np.argsort(floor_mae)[np.linspace(0, len(floor_mae) - 1, 6).astype(int)]
+    responses = {"CNN, synthetic only": base["cnn"], "CNN, fine-tuned": tuned["cnn"]}
+    plots.plot_curve_matches(
+        test.curves[examples],
+        {**{label: m.layout.response_db(m.predict_settings(test.curves[examples]), FREQS,
+                                        SAMPLE_RATE) for label, m in responses.items()},
+         "floor": layout.response_db(layout.from_unit(floor_unit[examples]), FREQS, SAMPLE_RATE)},
+        [CLASSES[i] for i in test.labels[examples]], workdir / "examples.png")
+  print(results_markdown(results))
+  return results
+
+
+def comparison(per_curve: dict) -> dict:
+  """Mean MAE of each method, its change against MLP-synthetic, and against the floor."""
+  means = {name: float(np.mean(v)) for name, v in per_curve.items()}
+  baseline, floor = means["MLP, synthetic only"], means["per-curve optimiser (floor)"]
+  return {"mae_db": means,
+          "change_vs_mlp_synthetic": {n: m / baseline - 1 for n, m in means.items()},
+          "ratio_to_floor": {n: m / floor for n, m in means.items()}}
+
+
+def results_markdown(results: dict) -> str:
+  lines = [f"MAE on {results['test_curves']} held-out real difference curves (unseen bank; "
+           f"classifier accuracy on them {results['classifier_accuracy_test']:.0%})", "",
+           "| method | MAE (dB) | vs MLP, synthetic only | x floor |", "|---|---|---|---|"]
+  for name, value in results["mae_db"].items():
+    lines.append(f"| {name} | {value:.3f} | {results['change_vs_mlp_synthetic'][name]:+.1%} | "
+                 f"{results['ratio_to_floor'][name]:.2f} |")
+  return "\n".join(lines) + "\n"
+
+
+def export(config, workdir, destination, command: str) -> None:
+  """The fine-tuned CNN (best by validation) as a matcher directory with its model card."""
+  workdir = Path(workdir)
+  base = load_matcher(config.base.cnn)
+  params, step = trainer.restore_params(workdir / "cnn", base.params, "best")
+  results = json.loads((workdir / "results.json").read_text())
+  machine = f"{platform.machine()}, {jax.device_count()} x {jax.devices()[0].device_kind}"
+  card = MODEL_CARD.format(command=command, step=step, machine=machine,
+                           seconds=results["train_seconds"]["cnn"],
+                           data=dataset.dataset_info(results["data_dir"]).get("command",
+                                                                              results["data_dir"]),
+                           train=results["train_curves"], table=results_markdown(results))
+  Matcher(base.model_name, base.layout, params, base.model_kwargs).save(
+      destination, card=card, training={"command": command, "step": step, "machine": machine,
+                                        "results": results})
+
+
+MODEL_CARD = """# CNN matcher, fine-tuned on real difference curves
+
+The shipped base CNN (synthetic stage), fine-tuned with the L1 spectral loss on difference
+curves built as at inference (classifier → target bank → difference) from rendered tracks.
+
+- command: `{command}`
+- data: {data}; {train} training clips, each re-coloured at random every step
+- checkpoint: best by validation MAE (step {step}); {seconds} s of stepping on {machine}
+- parameters only: `params/` (orbax); model and layout in `config.json`
+
+{table}"""
+
+
+def main(argv) -> None:
+  from absl import flags, logging
+  del argv
+  logging.set_verbosity(logging.WARNING)
+  train_and_evaluate(flags.FLAGS.config, flags.FLAGS.workdir)
+  if flags.FLAGS.export:
+    command = "python -m experiments.finetune " + shlex.join(sys.argv[1:])
+    export(flags.FLAGS.config, flags.FLAGS.workdir, flags.FLAGS.export, command)
+    print(f"exported the fine-tuned CNN to {flags.FLAGS.export}")
+
+
+if __name__ == "__main__":
+  from absl import app, flags
+  from ml_collections import config_flags
+
+  config_flags.DEFINE_config_file("config", str(Path(__file__)), "experiment config")
+  flags.DEFINE_string("workdir", "workdirs/finetune", "checkpoints, metrics and results go here")
+  flags.DEFINE_string("export", None, "write the fine-tuned CNN as a matcher directory here")
+  app.run(main)
