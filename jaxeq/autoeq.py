@@ -18,6 +18,8 @@ import numpy as np
 from jaxeq.audio_io import check_audio
 from jaxeq.classifier import Classifier, load_classifier
 from jaxeq.eq import EQ
+from jaxeq.fitting import OptimiserMatcher
+from jaxeq.layouts import get_layout
 from jaxeq.loudness import match_loudness
 from jaxeq.matcher import Matcher, load_matcher
 from jaxeq.processing import apply_eq
@@ -56,17 +58,23 @@ class Analysis:
 class AutoEQ:
   """The classifier, the target bank and the matcher, wired together."""
 
-  def __init__(self, classifier: Classifier, matcher: Matcher, targets: TargetBank):
+  def __init__(self, classifier: Classifier, matcher: Matcher | OptimiserMatcher,
+               targets: TargetBank):
     missing = sorted(set(classifier.classes) - set(targets.classes))
     if missing:
       raise ValueError(f"the target bank has no target for {', '.join(missing)}")
     self.classifier, self.matcher, self.targets = classifier, matcher, targets
 
   @classmethod
-  def from_pretrained(cls, targets=None, classifier=None, matcher="cnn_finetuned") -> "AutoEQ":
+  def from_pretrained(cls, targets=None, classifier=None, matcher="cnn_finetuned",
+                      layout: str | None = None) -> "AutoEQ":
     """The shipped models; `targets`, `classifier` and `matcher` may name others on disk
-    (a bank `.npz`, a classifier directory, a matcher name or directory)."""
-    return cls(load_classifier(classifier), load_matcher(matcher), load_targets(targets))
+    (a bank `.npz`, a classifier directory, a matcher name or directory). A `layout` other
+    than the matcher's is fitted per track by the optimiser instead."""
+    network = load_matcher(matcher)
+    if layout is not None and get_layout(layout).to_config() != network.layout.to_config():
+      network = OptimiserMatcher(get_layout(layout))
+    return cls(load_classifier(classifier), network, load_targets(targets))
 
   def analyze(self, audio, sample_rate: int, instrument: str | None = None,
               reference=None, reference_rate: int | None = None) -> Analysis:

@@ -1,7 +1,10 @@
 """The `jaxeq` command (also `python -m jaxeq`).
 
-    jaxeq apply TRACK.wav FOLDER/ --eq eq.json --out processed/
-    jaxeq targets build REFERENCES/ --out my_targets.npz
+    jaxeq process TRACK.wav FOLDER/ --out processed/ [--plot]   # automatic EQ
+    jaxeq analyze TRACK.wav                                     # instrument and EQ, no audio
+    jaxeq classes                                               # the instrument classes
+    jaxeq apply TRACK.wav --eq eq.json --out processed/         # a saved EQ, as it is
+    jaxeq targets build REFERENCES/ --out my_targets.npz        # your own target bank
 
 Every subcommand reports a bad input as one line on stderr, naming it and the reason, goes
 on with the others, and exits non-zero if any failed. Inputs are never modified.
@@ -10,29 +13,135 @@ on with the others, and exits non-zero if any failed. Inputs are never modified.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
+from jaxeq.atomic import write_text_atomically
 from jaxeq.audio_io import AudioError, find_audio_files, load_audio, save_audio
 from jaxeq.eq import EQ
+from jaxeq.loudness import MAX_PEAK
 from jaxeq.processing import apply_eq
-from jaxeq.plots import plot_targets
-from jaxeq.targets import build_target_bank
 
 
 def _fail(message: str) -> None:
   tqdm.write(f"jaxeq: {message}", file=sys.stderr)
 
 
-def _output_path(track: Path, out_dir: Path) -> Path:
-  out = out_dir / track.name
+def _each_track(inputs, desc: str, work: Callable[[Path], None]) -> int:
+  """Runs `work` on every audio file in `inputs` with a progress bar; 1 if any failed."""
+  tracks = find_audio_files(inputs)
+  if not tracks:
+    _fail("no audio files found in " + ", ".join(map(str, inputs)))
+    return 2
+  failures = 0
+  for track in tqdm(tracks, desc=desc, unit="file", disable=len(tracks) < 2):
+    try:
+      work(track)
+    except (AudioError, ValueError) as e:
+      failures += 1
+      _fail(str(e) if str(track) in str(e) else f"{track}: {e}")
+    except OSError as e:
+      failures += 1
+      _fail(f"{track}: {e.strerror or e}")
+  return 1 if failures else 0
+
+
+def _output_path(track: Path, out_dir: Path, suffix: str | None = None) -> Path:
+  out = out_dir / (track.name if suffix is None else track.stem + suffix)
   if out.resolve() == track.resolve():
     raise AudioError(f"{track}: refusing to overwrite the input; choose another --out")
   return out
+
+
+def _save_like(track: Path, out: Path, audio: np.ndarray, rate: int) -> None:
+  """Saves `audio` in `track`'s format and subtype."""
+  info = sf.info(track)
+  save_audio(out, audio, rate, subtype=info.subtype, format=info.format)
+
+
+# --- automatic EQ --------------------------------------------------------------------
+
+
+def _auto_eq(args):
+  from jaxeq.autoeq import AutoEQ  # loads the models: only for the commands that need them
+  return AutoEQ.from_pretrained(targets=args.targets, layout=args.layout)
+
+
+def _reference(args):
+  return None if args.reference is None else load_audio(args.reference)
+
+
+def process_command(args) -> int:
+  """Automatic EQ: classify each track, match its target, write the EQ'd audio and the EQ."""
+  if not 0 <= args.amount <= 2:
+    _fail(f"--amount {args.amount}: expected a value from 0 to 2")
+    return 2
+  try:
+    auto, reference = _auto_eq(args), _reference(args)
+  except (AudioError, ValueError, OSError) as e:
+    _fail(str(e))
+    return 2
+  out_dir = Path(args.out)
+
+  def work(track: Path) -> None:
+    out = _output_path(track, out_dir)
+    audio, rate = load_audio(track)
+    processed, analysis = auto.process(audio, rate, amount=args.amount,
+                                       instrument=args.instrument,
+                                       reference=None if reference is None else reference[0],
+                                       reference_rate=None if reference is None else reference[1])
+    _save_like(track, out, processed, rate)
+    analysis.eq.save(_output_path(track, out_dir, ".eq.json"))
+    write_text_atomically(_output_path(track, out_dir, ".ParametricEQ.txt"),
+                          analysis.eq.to_equalizer_apo(rate))
+    write_text_atomically(_output_path(track, out_dir, ".analysis.json"),
+                          json.dumps(analysis.to_dict(), indent=1) + "\n")
+    if args.plot:
+      from jaxeq.plots import plot_analysis
+      plot_analysis(analysis, _output_path(track, out_dir, ".png"), title=track.name)
+
+  return _each_track(args.inputs, "process", work)
+
+
+def analyze_command(args) -> int:
+  """Print each track's instrument (with confidence) and the EQ it needs; writes nothing."""
+  try:
+    auto, reference = _auto_eq(args), _reference(args)
+  except (AudioError, ValueError, OSError) as e:
+    _fail(str(e))
+    return 2
+
+  def work(track: Path) -> None:
+    audio, rate = load_audio(track)
+    analysis = auto.analyze(audio, rate, instrument=args.instrument,
+                            reference=None if reference is None else reference[0],
+                            reference_rate=None if reference is None else reference[1])
+    if analysis.instrument is None:
+      heard = f"matched to {args.reference}"
+    elif analysis.confidence is None:
+      heard = f"{analysis.instrument} (given)"
+    else:
+      heard = f"{analysis.instrument} ({analysis.confidence:.0%})"
+    tqdm.write(f"{track}: {heard}\n{analysis.eq}\n")
+
+  return _each_track(args.inputs, "analyze", work)
+
+
+def classes_command(args) -> int:
+  """List the instrument classes the classifier knows (names for --instrument)."""
+  from jaxeq.classes import CLASS_INFO
+  for info in CLASS_INFO.values():
+    print(f"{info.name:<28} {info.family}")
+  return 0
+
+
+# --- by hand ---------------------------------------------------------------------------
 
 
 def apply_command(args) -> int:
@@ -42,31 +151,25 @@ def apply_command(args) -> int:
   except ValueError as e:
     _fail(str(e))
     return 2
-  tracks = find_audio_files(args.inputs)
-  if not tracks:
-    _fail("no audio files found in " + ", ".join(args.inputs))
-    return 2
-  failures = 0
-  for track in tqdm(tracks, desc="apply", unit="file", disable=len(tracks) < 2):
-    try:
-      out_path = _output_path(track, Path(args.out))
-      audio, rate = load_audio(track)
-      processed = apply_eq(audio, rate, eq)
-      subtype = sf.info(track).subtype
-      peak = float(np.max(np.abs(processed)))
-      if peak > 1.0 and not subtype.startswith(("FLOAT", "DOUBLE")):
-        processed /= peak / 0.999  # integer formats would clip
-        tqdm.write(f"jaxeq: {track}: lowered by {20 * np.log10(peak / 0.999):.1f} dB "
-                   "to avoid clipping", file=sys.stderr)
-      save_audio(out_path, processed, rate, subtype=subtype, format=sf.info(track).format)
-    except (AudioError, OSError) as e:
-      failures += 1
-      _fail(str(e) if isinstance(e, AudioError) else f"{track}: {e.strerror or e}")
-  return 1 if failures else 0
+  out_dir = Path(args.out)
+
+  def work(track: Path) -> None:
+    out = _output_path(track, out_dir)
+    audio, rate = load_audio(track)
+    processed = apply_eq(audio, rate, eq)
+    peak = float(np.max(np.abs(processed)))
+    if peak > MAX_PEAK and not sf.info(track).subtype.startswith(("FLOAT", "DOUBLE")):
+      processed *= MAX_PEAK / peak  # integer formats would clip
+      _fail(f"{track}: lowered by {20 * np.log10(peak / MAX_PEAK):.1f} dB to avoid clipping")
+    _save_like(track, out, processed, rate)
+
+  return _each_track(args.inputs, "apply", work)
 
 
 def targets_build_command(args) -> int:
   """Build a target bank from your own reference tracks: one folder per instrument class."""
+  from jaxeq.plots import plot_targets
+  from jaxeq.targets import build_target_bank
   root = Path(args.folder)
   if not root.is_dir():
     _fail(f"{root}: not a folder (expected one sub-folder of reference tracks per class)")
@@ -93,22 +196,44 @@ def targets_build_command(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(prog="jaxeq", description=__doc__.splitlines()[0])
+  parser = argparse.ArgumentParser(prog="jaxeq", description=__doc__.splitlines()[0],
+                                   epilog="\n".join(__doc__.splitlines()[2:8]),
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
   commands = parser.add_subparsers(dest="command", required=True)
-  apply = commands.add_parser("apply", help=apply_command.__doc__,
-                              description=apply_command.__doc__)
+
+  def command(name, run, parent=commands):
+    sub = parent.add_parser(name, help=run.__doc__, description=run.__doc__)
+    sub.set_defaults(run=run)
+    return sub
+
+  def automatic(sub):
+    sub.add_argument("inputs", nargs="+", help="audio files and folders of audio files")
+    sub.add_argument("--instrument", help="skip the classifier: use this class's target "
+                     "(see `jaxeq classes`)")
+    sub.add_argument("--reference", help="match the spectrum of this track instead of a target")
+    sub.add_argument("--layout", default="paper4",
+                     help="EQ layout (paper4 uses the network; others a per-track optimiser)")
+    sub.add_argument("--targets", help="a target bank (.npz) instead of the shipped one")
+
+  process = command("process", process_command)
+  automatic(process)
+  process.add_argument("--out", required=True, help="folder for the processed files")
+  process.add_argument("--amount", type=float, default=1.0,
+                       help="scale the EQ's gains: 0 (none) to 2 (double); default 1")
+  process.add_argument("--plot", action="store_true", help="also write a PNG of the analysis")
+  automatic(command("analyze", analyze_command))
+  command("classes", classes_command)
+
+  apply = command("apply", apply_command)
   apply.add_argument("inputs", nargs="+", help="audio files and folders of audio files")
   apply.add_argument("--eq", required=True, help="the EQ as JSON (see jaxeq.EQ.save)")
   apply.add_argument("--out", required=True, help="folder for the processed files")
-  apply.set_defaults(run=apply_command)
 
   targets = commands.add_parser("targets", help="target banks").add_subparsers(
       dest="targets_command", required=True)
-  build = targets.add_parser("build", help=targets_build_command.__doc__,
-                             description=targets_build_command.__doc__)
+  build = command("build", targets_build_command, targets)
   build.add_argument("folder", help="a folder with one sub-folder of tracks per class")
   build.add_argument("--out", required=True, help="the bank to write (.npz; a .png beside it)")
-  build.set_defaults(run=targets_build_command)
   return parser
 
 

@@ -63,3 +63,18 @@ def _fit_chunk(layout: Layout, starts: int, steps: int, learning_rate: float):
     return unit[jnp.arange(n), best], mae[jnp.arange(n), best]
 
   return fit
+
+
+class OptimiserMatcher:
+  """A matcher for any layout without a trained network: each curve gets its own fit.
+
+  Same `.layout` and `.predict(curves)` as `jaxeq.Matcher`; slower (about a second a curve
+  on a CPU) but exact to the floor.
+  """
+
+  def __init__(self, layout: Layout, starts: int = 8, steps: int = 500, seed: int = 0):
+    self.layout, self.starts, self.steps, self.seed = layout, starts, steps, seed
+
+  def predict(self, curves_db) -> list:
+    unit, _ = fit_curves(self.layout, curves_db, self.starts, self.steps, seed=self.seed)
+    return self.layout.to_eqs(self.layout.from_unit(unit))
