@@ -452,11 +452,35 @@ def corpus_parts(work: str) -> tuple[tuple[str, tuple], ...]:
     score = score.scores[0]
   parts = []
   for i, part in enumerate(score.parts):
-    events = tuple((float(n.offset), float(n.quarterLength), tuple(p.midi for p in n.pitches))
-                   for n in part.stripTies().flatten().notes if n.quarterLength > 0)
+    events = _tied_events(part.flatten().notes)
     if len(events) >= 8:
-      parts.append((part.partName or f"part {i + 1}", events))
+      parts.append((part.partName or f"part {i + 1}", tuple(events)))
   return tuple(parts)
+
+
+def _tied_events(notes) -> list[tuple[float, float, tuple[int, ...]]]:
+  """`(offset, duration, pitches)` of notes and chords, tied notes joined into one.
+
+  (music21's `stripTies` does this too, but deep-copies the score, which takes longer than
+  parsing it.)
+  """
+  events, open_ties = [], {}
+  for n in notes:
+    if n.quarterLength <= 0:  # grace notes
+      continue
+    offset, length = float(n.offset), float(n.quarterLength)
+    pitches = tuple(p.midi for p in n.pitches)
+    tie = n.tie.type if n.tie is not None else None
+    if tie in ("continue", "stop") and pitches in open_ties:
+      i = open_ties[pitches]
+      events[i] = (events[i][0], offset + length - events[i][0], pitches)
+      if tie == "stop":
+        del open_ties[pitches]
+      continue
+    events.append((offset, length, pitches))
+    if tie == "start":
+      open_ties[pitches] = len(events) - 1
+  return events
 
 
 # --- drums ------------------------------------------------------------------------------
