@@ -3,7 +3,8 @@
     python -m benchmarks.data_prep [--size default] [--out /tmp/jaxeq-bench-data] [--workers 2]
 
 Renders `--size` from scratch into `--out` (deleted first) and featurizes it, timing both
-commands end to end (worker start-up included). Statistics of every size come from its plan
+commands end to end (worker start-up included), in wall-clock and in CPU seconds (which other
+jobs on a shared machine disturb less). Statistics of every size come from its plan
 (`data_prep.plan`), which fixes each clip's class, split and length without rendering it; those
 of the rendered size are also read back from its manifest and files.
 """
@@ -14,6 +15,7 @@ import argparse
 import collections
 import csv
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -33,16 +35,17 @@ def main() -> None:
   shutil.rmtree(out, ignore_errors=True)
   print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
 
-  render_s = _timed([sys.executable, "-m", "data_prep.render", "--size", args.size, "--out",
-                     str(out), "--workers", str(args.workers)])
+  render_s, render_cpu = _timed([sys.executable, "-m", "data_prep.render", "--size", args.size,
+                                 "--out", str(out), "--workers", str(args.workers)])
   rows = list(csv.DictReader(open(out / "manifest.csv", newline="")))
   audio_s = sum(float(r["duration_s"]) for r in rows)
-  print(f"render {args.size}: {len(rows)} clips, {audio_s / 60:.1f} min of audio in {render_s:.1f} s "
-        f"with {args.workers} workers = {audio_s / render_s:.0f}x real time "
-        f"({audio_s / render_s / args.workers:.0f}x per worker)")
-  features_s = _timed([sys.executable, "-m", "data_prep.features", str(out), "--workers",
-                       str(args.workers)])
-  print(f"features {args.size}: {len(rows) / features_s:.1f} clips/s ({features_s:.1f} s), "
+  print(f"render {args.size}: {len(rows)} clips, {audio_s / 60:.1f} min of audio in "
+        f"{render_s:.1f} s with {args.workers} workers = {audio_s / render_s:.0f}x real time "
+        f"({audio_s / render_cpu:.0f}x per CPU second)")
+  features_s, features_cpu = _timed([sys.executable, "-m", "data_prep.features", str(out),
+                                     "--workers", str(args.workers)])
+  print(f"features {args.size}: {len(rows) / features_s:.1f} clips/s ({features_s:.1f} s; "
+        f"{len(rows) / features_cpu:.1f} clips per CPU second), "
         f"render + features {render_s + features_s:.0f} s")
   audio_mb = sum(f.stat().st_size for f in (out / "audio").rglob("*.flac")) / 1e6
   features_mb = sum(f.stat().st_size for f in (out / "features").rglob("*") if f.is_file()) / 1e6
@@ -70,10 +73,16 @@ def main() -> None:
         f"{spread[-1]:.2f} over {len(per_class)} (class, split) pairs")
 
 
-def _timed(command: list[str]) -> float:
-  start = time.perf_counter()
+def _timed(command: list[str]) -> tuple[float, float]:
+  """Wall-clock and CPU seconds (all its processes) of a command."""
+  start, cpu_start = time.perf_counter(), _children_cpu()
   subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-  return time.perf_counter() - start
+  return time.perf_counter() - start, _children_cpu() - cpu_start
+
+
+def _children_cpu() -> float:
+  usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+  return usage.ru_utime + usage.ru_stime
 
 
 if __name__ == "__main__":
