@@ -28,7 +28,8 @@ def random_colouration(rng: np.random.Generator) -> EQ:
     bands.append(Band("low_shelf", _log_uniform(rng, 80.0, 300.0), _uniform(rng, 2.0, 9.0)))
   for _ in range(int(rng.integers(1, 4))):
     gain_db = _uniform(rng, 2.0, 8.0) * float(rng.choice((-1.0, 1.0)))
-    bands.append(Band("peak", _log_uniform(rng, 150.0, 8000.0), gain_db, _log_uniform(rng, 1.5, 8.0)))
+    freq_hz, q = _log_uniform(rng, 150.0, 8000.0), _log_uniform(rng, 1.5, 8.0)
+    bands.append(Band("peak", freq_hz, gain_db, q))
   if rng.random() < 0.5:
     bands.append(Band("high_pass", _log_uniform(rng, 30.0, 150.0), q=BUTTERWORTH_Q))
   if rng.random() < 0.5:

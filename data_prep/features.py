@@ -138,7 +138,7 @@ def _featurize_chunk(task) -> int:
     window_clip += [i] * len(clip_windows)
   with atomic_path(part_path, suffix=".npz") as tmp, open(tmp, "wb") as f:
     np.savez(f, spectra=np.stack(spectra),
-             windows=np.concatenate(windows) if windows else np.zeros((0, *WINDOW_SHAPE), np.float16),
+             windows=np.concatenate(windows or [np.zeros((0, *WINDOW_SHAPE), np.float16)]),
              window_clip=np.array(window_clip, np.int32), errors=np.array(errors, dtype=str))
   return len(clips)
 

@@ -1,8 +1,8 @@
 """Ingest instrument tracks you own into the dataset manifest format.
 
-    python -m data_prep.ingest folder ROOT --out DIR        ROOT/CLASS/**/*.wav, or ROOT/SPLIT/CLASS/...
-    python -m data_prep.ingest medleydb ROOT --out DIR      every *_METADATA.yaml under ROOT
-    python -m data_prep.ingest slakh ROOT --out DIR         every TRACK/metadata.yaml under ROOT
+    python -m data_prep.ingest folder ROOT --out DIR     ROOT/CLASS/**/*.wav or ROOT/SPLIT/CLASS/...
+    python -m data_prep.ingest medleydb ROOT --out DIR   every *_METADATA.yaml under ROOT
+    python -m data_prep.ingest slakh ROOT --out DIR      every TRACK/metadata.yaml under ROOT
 
 Class folders are named as `jaxeq.CLASSES`; MedleyDB and Slakh2100 labels map onto the classes
 as `jaxeq/assets/classes.json` says (`--level raw` takes MedleyDB's raw tracks instead of its
@@ -74,7 +74,8 @@ def main(argv=None) -> int:
     context = multiprocessing.get_context("spawn")
     with context.Pool(max(1, min(args.workers, len(known)))) as pool:
       checks = pool.imap(check_file, [t.path for t in known], chunksize=4)
-      for track, check in zip(known, tqdm.tqdm(checks, total=len(known), desc="ingest", unit="file")):
+      checks = tqdm.tqdm(checks, total=len(known), desc="ingest", unit="file")
+      for track, check in zip(known, checks):
         if isinstance(check, str):
           problems.append((str(track.path), check))
           continue
@@ -145,7 +146,8 @@ def scan_medleydb(root: Path, level: str = "stems") -> tuple[list[Track], list[t
       continue
     key, default = ("stem_dir", f"{song}_STEMS") if level == "stems" else ("raw_dir", f"{song}_RAW")
     folder_name = str(data.get(key) or default)
-    folder = meta.parent / folder_name if (meta.parent / folder_name).is_dir() else folders.get(folder_name)
+    beside = meta.parent / folder_name
+    folder = beside if beside.is_dir() else folders.get(folder_name)
     if folder is None:
       problems.append((str(meta), f"audio folder {folder_name} not found under {root}"))
       continue

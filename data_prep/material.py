@@ -225,7 +225,8 @@ def _bass_line(ctx: _Context) -> list[Note]:
     elif kind == "eighths":
       for step in range(2 * ctx.meter):
         pitch = root + 12 * (ctx.rng.random() < 0.15)
-        notes.append(_note(ctx, pitch, t0 + step * ctx.beat / 2, ctx.beat / 2, 10 * (step % 2 == 0)))
+        accent = 10 * (step % 2 == 0)
+        notes.append(_note(ctx, pitch, t0 + step * ctx.beat / 2, ctx.beat / 2, accent))
     else:
       for beat in range(ctx.meter):
         if kind == "roots":
@@ -257,7 +258,8 @@ def _offbeat_chords(ctx: _Context) -> list[Note]:
   for t0, chord in _bars(ctx):
     for beat in range(ctx.meter):
       start = t0 + (beat + 0.5) * ctx.beat
-      notes += [_note(ctx, p, start, ctx.beat / 2, 6) for p in _voicing(chord, centre, ctx.lo, ctx.hi)]
+      notes += [_note(ctx, p, start, ctx.beat / 2, 6)
+                for p in _voicing(chord, centre, ctx.lo, ctx.hi)]
   return notes
 
 
@@ -313,7 +315,8 @@ def _power_chords(ctx: _Context) -> list[Note]:
   notes = []
   for t0, chord in _bars(ctx):
     root = _nearest(chord[0], anchor)
-    hits = [(s * ctx.beat / 2, ctx.beat / 2) for s in range(2 * ctx.meter)] if chug else [(0, ctx.bar)]
+    hits = ([(s * ctx.beat / 2, ctx.beat / 2) for s in range(2 * ctx.meter)] if chug
+            else [(0, ctx.bar)])
     for offset, length in hits:
       notes += [_note(ctx, p, t0 + offset, length * (0.6 if chug else 1.0), 10 * (offset == 0))
                 for p in (root, root + 7, root + 12)]
@@ -452,11 +455,35 @@ def corpus_parts(work: str) -> tuple[tuple[str, tuple], ...]:
     score = score.scores[0]
   parts = []
   for i, part in enumerate(score.parts):
-    events = tuple((float(n.offset), float(n.quarterLength), tuple(p.midi for p in n.pitches))
-                   for n in part.stripTies().flatten().notes if n.quarterLength > 0)
+    events = _tied_events(part.flatten().notes)
     if len(events) >= 8:
-      parts.append((part.partName or f"part {i + 1}", events))
+      parts.append((part.partName or f"part {i + 1}", tuple(events)))
   return tuple(parts)
+
+
+def _tied_events(notes) -> list[tuple[float, float, tuple[int, ...]]]:
+  """`(offset, duration, pitches)` of notes and chords, tied notes joined into one.
+
+  (music21's `stripTies` does this too, but deep-copies the score, which takes longer than
+  parsing it.)
+  """
+  events, open_ties = [], {}
+  for n in notes:
+    if n.quarterLength <= 0:  # grace notes
+      continue
+    offset, length = float(n.offset), float(n.quarterLength)
+    pitches = tuple(p.midi for p in n.pitches)
+    tie = n.tie.type if n.tie is not None else None
+    if tie in ("continue", "stop") and pitches in open_ties:
+      i = open_ties[pitches]
+      events[i] = (events[i][0], offset + length - events[i][0], pitches)
+      if tie == "stop":
+        del open_ties[pitches]
+      continue
+    events.append((offset, length, pitches))
+    if tie == "start":
+      open_ties[pitches] = len(events) - 1
+  return events
 
 
 # --- drums ------------------------------------------------------------------------------
@@ -496,7 +523,8 @@ def _grid(pattern: str, rng, n_bars: int, change: float = 0.08):
 def _kick(info, rng, n_bars, v):
   note = int(rng.choice(info.gm_drum_notes))
   pattern = _KICK[rng.integers(len(_KICK))]
-  hits = [(s, note, _velocity(rng, v, 12 * (s % 16 == 0)), 0.3) for s in _grid(pattern, rng, n_bars)]
+  hits = [(s, note, _velocity(rng, v, 12 * (s % 16 == 0)), 0.3)
+          for s in _grid(pattern, rng, n_bars)]
   return hits, f"generated kick pattern {pattern}"
 
 
@@ -522,7 +550,8 @@ def _hihat(info, rng, n_bars, v):
     note = opened if open_every and s % (16 * open_every) == 14 else closed
     hits.append((s, note, _velocity(rng, v, 12 * (s % 4 == 0) - 6 * (s % 2 == 1)), 0.15))
   if rng.random() < 0.4:
-    hits += [(bar * 16 + b, pedal, _velocity(rng, v - 10), 0.1) for bar in range(n_bars) for b in (4, 12)]
+    hits += [(bar * 16 + b, pedal, _velocity(rng, v - 10), 0.1)
+             for bar in range(n_bars) for b in (4, 12)]
   return sorted(hits), f"generated hi-hat pattern {pattern}"
 
 
@@ -533,7 +562,8 @@ def _toms(info, rng, n_bars, v):
     mask = rng.random(16) < 0.45
     mask[0] = True
     floor, rack = int(toms[-1]), int(toms[-2])
-    hits += [(bar * 16 + i, rack if i % 3 == 2 else floor, _velocity(rng, v, 10 * (i % 4 == 0)), 0.5)
+    hits += [(bar * 16 + i, rack if i % 3 == 2 else floor,
+              _velocity(rng, v, 10 * (i % 4 == 0)), 0.5)
              for bar in range(n_bars) for i in np.flatnonzero(mask)]
   fill_every = int(rng.choice((1, 2)))
   for bar in range(fill_every - 1, n_bars, fill_every):  # fills down the toms, high to low

@@ -81,7 +81,8 @@ def plan(size: str, seed: int, classes: Sequence[str] | None = None) -> list[Cli
     for name in classes:
       for code, (kind, split, count) in enumerate(kinds):
         if k < count:
-          clip_seed = np.random.SeedSequence([seed, class_info(name).index, code, k]).generate_state(1)[0]
+          entropy = [seed, class_info(name).index, code, k]
+          clip_seed = np.random.SeedSequence(entropy).generate_state(1)[0]
           clips.append(ClipSpec(clip_id=f"{name}_{kind}_{k:05d}", class_name=name, split=split,
                                 bank=BANKS[split], reference=kind == "reference",
                                 seed=int(clip_seed), seconds=spec.clip_seconds))

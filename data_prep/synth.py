@@ -21,7 +21,8 @@ _SYSTEM_DIRS = ("/usr/share/sounds/sf2", "/usr/share/soundfonts", "/usr/local/sh
                 "/opt/homebrew/share/soundfonts", "~/.local/share/soundfonts")
 _INSTALL_HINT = {
     "FluidR3_GM": "install the Debian/Ubuntu package fluid-soundfont-gm (apt-get install "
-                  "fluid-soundfont-gm), or put FluidR3_GM.sf2 in a folder named by $JAXEQ_SOUNDFONTS",
+                  "fluid-soundfont-gm), or put FluidR3_GM.sf2 in a folder named by "
+                  "$JAXEQ_SOUNDFONTS",
     "TimGM6mb": "reinstall pretty_midi (pip install -e '.[data]'), which ships it",
 }
 # Rendering runs in blocks of this many frames between MIDI events at most.
