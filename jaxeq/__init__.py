@@ -14,7 +14,9 @@ from jaxeq.spectrum import (FREQS, SAMPLE_RATE, difference, log_spectrogram_wind
 __version__ = "0.1.0"
 
 # Loaded on first use: they bring in orbax, which `import jaxeq` need not pay for.
-_LAZY = {"load_matcher": "jaxeq.matcher", "Matcher": "jaxeq.matcher"}
+_LAZY = {"load_matcher": "jaxeq.matcher", "Matcher": "jaxeq.matcher",
+         "load_classifier": "jaxeq.classifier", "AutoEQ": "jaxeq.autoeq",
+         "load_targets": "jaxeq.targets"}
 
 
 def __getattr__(name):
@@ -25,8 +27,9 @@ def __getattr__(name):
 
 
 __all__ = [
-    "AudioError", "Band", "EQ", "FREQS", "Layout", "Matcher", "SAMPLE_RATE", "Settings",
-    "apply_eq", "difference", "get_layout", "load_audio", "load_matcher",
+    "AudioError", "AutoEQ", "Band", "EQ", "FREQS", "Layout", "Matcher", "SAMPLE_RATE", "Settings",
+    "apply_eq", "difference", "get_layout", "load_audio", "load_classifier", "load_matcher",
+    "load_targets",
     "log_spectrogram_windows", "long_term_spectrum",
     "save_audio", "smooth", "zero_centre",
     "CLASSES", "CLASS_INFO", "InstrumentClass", "class_info",
