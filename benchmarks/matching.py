@@ -1,6 +1,6 @@
 """Matching quality and speed: the shipped MLP and CNN against the per-curve optimiser.
 
-    python -m benchmarks.matching                 # ~10 minutes on 2 CPU cores
+    python -m benchmarks.matching                 # a few minutes on 2 CPU cores
     python -m benchmarks.matching --floor_curves=100 --train_steps=30   # quicker
 
 Reports MAE (dB, DESIGN.md §2) on the fixed synthetic test set of `experiments.base_train`
@@ -13,7 +13,6 @@ too. Prints a Markdown table and writes `benchmarks/matching.json`.
 from __future__ import annotations
 
 import json
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -78,7 +77,7 @@ def main(argv) -> None:
   layout = jaxeq.get_layout(config.layout)
   test = synthetic.fixed_set(layout, config.seed, "test", config.test_size)
   subset = test.curve[:FLAGS.floor_curves]
-  results = {"machine": f"{platform.machine()}, {jax.device_count()} × {jax.devices()[0].device_kind}",
+  results = {"machine": base_train.describe_machine(),
              "test_curves": len(test.curve), "floor_curves": len(subset)}
 
   for name in ("mlp", "cnn"):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import platform
 import shlex
 import sys
@@ -184,17 +185,22 @@ def export(config, workdir, destination, command: str) -> None:
   like = models.init_params(model, jax.random.PRNGKey(0))
   params, step = trainer.restore_params(workdir, like, "best")
   metrics = json.loads((workdir / "test_metrics.json").read_text())
-  machine = f"{platform.machine()}, {jax.device_count()} × {jax.devices()[0].device_kind}, " \
-            f"{platform.processor() or platform.system()}"
+  machine = describe_machine()
   training = {"command": command, "step": step, "num_steps": metrics["num_steps"],
               "train_seconds": round(metrics["train_seconds"], 1), "machine": machine,
               "test_mae_db": metrics["mae_db"], "config": json.loads(config.to_json_best_effort())}
-  card = MODEL_CARD.format(name=config.model.upper(), layout=layout, command=command, step=step,
+  card = MODEL_CARD.format(name=config.model.upper(), layout=layout.name, command=command, step=step,
                            num_steps=metrics["num_steps"], hours=metrics["train_seconds"] / 3600,
                            machine=machine, mae=metrics["mae_db"], test_size=config.test_size,
                            seed=config.seed, epochs=config.num_epochs, train_size=config.train_size,
                            batch=config.batch_size)
   Matcher(config.model, layout, params, config.model_kwargs.to_dict()).save(destination, training, card)
+
+
+def describe_machine() -> str:
+  memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+  return (f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU cores, "
+          f"{memory_gb:.0f} GB, JAX devices: {jax.device_count()} × {jax.devices()[0].device_kind}")
 
 
 MODEL_CARD = """# {name} matcher, base (synthetic) stage
@@ -219,7 +225,10 @@ def main(argv) -> None:
   logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
   config = flags.FLAGS.config
   workdir = flags.FLAGS.workdir
-  train_and_evaluate(config, workdir)
+  try:
+    train_and_evaluate(config, workdir)
+  except (ValueError, trainer.TrainingDiverged) as error:  # bad config values, divergence
+    sys.exit(f"base_train: {error}")
   if flags.FLAGS.export:
     command = "python -m experiments.base_train " + shlex.join(sys.argv[1:])
     export(config, workdir, flags.FLAGS.export, command)

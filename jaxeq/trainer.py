@@ -98,9 +98,11 @@ def train(config: ml_collections.ConfigDict, workdir, *, init_params: PyTree,
         metrics = {k: float(v) for k, v in metrics.items()}
         bad = [k for k in ("loss", "grad_norm") if not math.isfinite(metrics[k])]
         if bad:
+          kept = manager.latest_step()
           raise TrainingDiverged(
               f"training diverged at step {done}: {bad[0]} is {metrics[bad[0]]}; stopped, "
-              f"last good checkpoint: step {manager.latest_step()} in {manager.directory}")
+              + (f"last good checkpoint: step {kept} in {manager.directory}" if kept
+                 else "no checkpoint saved yet"))
         for k, v in metrics.items():
           sums[k] = sums.get(k, 0.0) + v
         count += 1
