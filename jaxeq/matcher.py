@@ -11,15 +11,13 @@ orbax checkpoint of the parameters only) and `MODEL_CARD.md`. The shipped ones l
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxeq import models, trainer
-from jaxeq.atomic import write_text_atomically
+from jaxeq import exported, models
 from jaxeq.eq import EQ
 from jaxeq.layouts import Layout, Settings, get_layout
 from jaxeq.spectrum import FREQS, zero_centre
@@ -34,9 +32,7 @@ class Matcher:
   def __init__(self, model_name: str, layout: Layout, params, model_kwargs: dict | None = None):
     self.model_name = model_name
     self.layout = layout
-    # JSON gives lists; module fields must be hashable.
-    self.model_kwargs = {k: tuple(v) if isinstance(v, list) else v
-                         for k, v in (model_kwargs or {}).items()}
+    self.model_kwargs = exported.hashable(model_kwargs or {})
     self.model = models.make_model(model_name, layout.num_controls, **self.model_kwargs)
     self.params = params
     self._apply = jax.jit(lambda p, x: self.model.apply({"params": p}, zero_centre(x)))
@@ -58,32 +54,26 @@ class Matcher:
 
   def save(self, directory, training: dict | None = None, card: str | None = None) -> None:
     """Writes the matcher directory (see the module docstring); `directory` must not exist."""
-    directory = Path(directory)
-    if directory.exists():
-      raise FileExistsError(f"matcher directory {directory} already exists")
-    directory.mkdir(parents=True)
-    trainer.save_params(directory / "params", self.params)
-    config = {"format": FORMAT, "model": self.model_name, "model_kwargs": self.model_kwargs,
-              "layout": self.layout.to_config(), "training": training or {}}
-    write_text_atomically(directory / "config.json", json.dumps(config, indent=2) + "\n")
-    if card is not None:
-      write_text_atomically(directory / "MODEL_CARD.md", card)
+    exported.save(directory, self.params, card=card, config={
+        "format": FORMAT, "model": self.model_name, "model_kwargs": self.model_kwargs,
+        "layout": self.layout.to_config(), "training": training or {}})
+
+
+def shipped_matchers() -> tuple[str, ...]:
+  return tuple(sorted(p.name for p in ASSETS.iterdir() if (p / "config.json").is_file()))
 
 
 def load_matcher(name: str = "cnn") -> Matcher:
-  """A shipped matcher (`cnn` or `mlp`, trained on the `paper4` layout) or a matcher directory."""
-  directory = ASSETS / name if name in models.MODELS else Path(name)
-  config_path = directory / "config.json"
-  if not config_path.is_file():
-    raise FileNotFoundError(f"no matcher {name!r}: {config_path} does not exist "
-                            f"(shipped: {', '.join(models.MODELS)})")
-  config = json.loads(config_path.read_text(encoding="utf-8"))
-  if config.get("format") != FORMAT:
-    raise ValueError(f"{config_path} is not a {FORMAT} matcher config")
-  layout = get_layout(config["layout"])
-  matcher = Matcher(config["model"], layout, None, config["model_kwargs"])
+  """A shipped matcher (`cnn` or `mlp`, trained on the `paper4` layout, and `cnn_finetuned`)
+  or a matcher directory."""
+  directory = ASSETS / name if name in shipped_matchers() else Path(name)
+  if not (directory / "config.json").is_file():
+    raise FileNotFoundError(f"no matcher {name!r}: not a shipped one "
+                            f"({', '.join(shipped_matchers())}) nor a matcher directory")
+  config = exported.load_config(directory, FORMAT)
+  matcher = Matcher(config["model"], get_layout(config["layout"]), None, config["model_kwargs"])
   like = jax.eval_shape(lambda: models.init_params(matcher.model, jax.random.PRNGKey(0), len(FREQS)))
-  matcher.params = trainer.load_params(directory / "params", like)
+  matcher.params = exported.load_params(directory, like)
   return matcher
 
 
