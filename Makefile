@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: test bench bench-matching clean system-deps
+.PHONY: test finetune bench bench-matching clean system-deps
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ system-deps:
 
 test: system-deps $(VENV)/.installed
 	$(BIN)/python -m pytest -q
+
+# The main job: renders the embedded default dataset when absent, fine-tunes the shipped
+# matchers on its real-track difference curves and writes the comparison to workdirs/finetune.
+finetune: system-deps $(VENV)/.installed
+	$(BIN)/python -m experiments.finetune --workdir=workdirs/finetune
 
 bench: $(VENV)/.installed
 	$(BIN)/python -m benchmarks.dsp
