@@ -72,7 +72,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     config.batch_size = 16
     config.num_epochs = 2
     config.warmup_steps = 2
-    config.floor_starts, config.floor_steps = 2, 20
+    config.floor_starts, config.floor_steps = 4, 300
     config.eval_every = config.checkpoint_every = config.log_every = 4
   elif variant:
     raise ValueError(f"unknown config variant {variant!r}; expected '' or 'smoke'")

@@ -1,0 +1,140 @@
+"""Automatic EQ end to end with the shipped models: the library and the `jaxeq` command."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import jaxeq
+from jaxeq import AudioError, AutoEQ
+from jaxeq.classes import CLASSES
+from jaxeq.loudness import MAX_PEAK, integrated_loudness
+from jaxeq.spectrum import FREQS, long_term_spectrum, smooth, zero_centre
+
+
+@pytest.fixture(scope="module")
+def auto():
+  return AutoEQ.from_pretrained()
+
+
+@pytest.fixture(scope="module")
+def tracks(smoke_dataset):
+  """Coloured test clips (the unseen bank), by class."""
+  with open(smoke_dataset / "manifest.csv") as f:
+    rows = [r for r in csv.DictReader(f) if r["split"] == "test"]
+  return {r["class"]: smoke_dataset / r["path"] for r in rows}
+
+
+def _mismatch(audio, rate, target):
+  """How far a track's spectrum is from `target` (dB, smoothed like the difference)."""
+  spectrum = long_term_spectrum(audio, rate)
+  return float(np.mean(np.abs(np.asarray(smooth(zero_centre(target) - zero_centre(spectrum), 1 / 3)))))
+
+
+def test_analysis_of_a_track(auto, tracks):
+  audio, rate = jaxeq.load_audio(tracks["snare"])
+  analysis = auto.analyze(audio, rate)
+  assert analysis.instrument in CLASSES
+  assert sum(analysis.probabilities.values()) == pytest.approx(1.0, abs=1e-4)
+  assert analysis.confidence == max(analysis.probabilities.values())
+  for curve in (analysis.spectrum, analysis.target, analysis.difference):
+    assert curve.shape == (256,) and np.all(np.isfinite(curve))
+  assert np.max(np.abs(analysis.difference)) <= 12.0 + 1e-4
+  np.testing.assert_allclose(analysis.target, auto.targets.target(analysis.instrument))
+  assert [b.kind for b in analysis.eq.bands] == ["low_shelf", "peak", "peak", "high_shelf"]
+  assert json.loads(json.dumps(analysis.to_dict()))["instrument"] == analysis.instrument
+
+
+@pytest.mark.parametrize("name", ["acoustic_guitar_steel", "electric_bass", "snare", "violin"])
+def test_processing_moves_the_track_towards_its_target(auto, tracks, name):
+  audio, rate = jaxeq.load_audio(tracks[name])
+  processed, analysis = auto.process(audio, rate, instrument=name)
+  assert analysis.probabilities is None and analysis.instrument == name
+  assert processed.shape == audio.shape and processed.dtype == audio.dtype
+  target = auto.targets.target(name)
+  assert _mismatch(processed, rate, target) < _mismatch(audio, rate, target)
+  assert integrated_loudness(processed, rate) == pytest.approx(integrated_loudness(audio, rate),
+                                                               abs=0.1)
+
+
+def test_amount_scales_the_correction(auto, tracks):
+  audio, rate = jaxeq.load_audio(tracks["cello"])
+  untouched, none = auto.process(audio, rate, amount=0.0)
+  np.testing.assert_allclose(untouched, audio, atol=1e-4)  # flat EQ, same loudness
+  _, full = auto.process(audio, rate, amount=1.0)
+  _, double = auto.process(audio, rate, amount=2.0)
+  for a, b, c in zip(none.eq.bands, full.eq.bands, double.eq.bands):
+    assert a.gain_db == 0.0 and c.gain_db == pytest.approx(2 * b.gain_db)
+    assert c.freq_hz == b.freq_hz
+  with pytest.raises(ValueError, match="amount=2.5"):
+    auto.process(audio, rate, amount=2.5)
+
+
+def test_matching_a_track_to_itself_changes_little(auto, tracks):
+  audio, rate = jaxeq.load_audio(tracks["flute"])
+  stereo = np.stack([audio, audio], axis=1)
+  analysis = auto.analyze(stereo, rate, reference=audio)
+  assert analysis.instrument is None and analysis.probabilities is None
+  assert np.max(np.abs(analysis.difference)) < 0.05
+  assert max(abs(b.gain_db) for b in analysis.eq.bands) < 1.5
+
+
+def test_loud_input_never_clips(auto, tracks):
+  audio, rate = jaxeq.load_audio(tracks["electric_guitar_distorted"])
+  loud = (audio / np.max(np.abs(audio)) * 0.999).astype(np.float32)
+  processed, _ = auto.process(loud, rate, amount=2.0)
+  assert np.max(np.abs(processed)) <= MAX_PEAK + 1e-6
+
+
+@pytest.mark.parametrize("audio, reason", [(np.zeros(44100, np.float32), "silent"),
+                                           (np.full(44100, np.nan, np.float32), "NaN")])
+def test_unusable_audio(auto, audio, reason):
+  with pytest.raises(AudioError, match=reason):
+    auto.process(audio, 44100)
+
+
+def _jaxeq(*args, cwd):
+  return subprocess.run([sys.executable, "-m", "jaxeq", *map(str, args)], cwd=cwd,
+                        capture_output=True, text=True, timeout=600)
+
+
+def test_process_command(tmp_path, tracks):
+  inputs = tmp_path / "in"
+  inputs.mkdir()
+  audio, rate = jaxeq.load_audio(tracks["snare"])
+  sf.write(inputs / "snare.wav", np.stack([audio, 0.5 * audio], axis=1), rate, subtype="PCM_24")
+  sf.write(inputs / "guitar.flac", jaxeq.load_audio(tracks["acoustic_guitar_nylon"])[0], rate)
+  (inputs / "empty.wav").write_bytes(b"")
+  before = {p.name: p.read_bytes() for p in inputs.iterdir()}
+
+  result = _jaxeq("process", inputs, "--out", tmp_path / "out", "--plot", cwd=tmp_path)
+
+  assert result.returncode == 1
+  errors = [line for line in result.stderr.splitlines() if line.startswith("jaxeq:")]
+  assert len(errors) == 1 and "empty.wav" in errors[0]
+  assert "Traceback" not in result.stderr
+  out = tmp_path / "out"
+  info = sf.info(out / "snare.wav")
+  assert (info.channels, info.samplerate, info.subtype, info.frames) == (2, rate, "PCM_24",
+                                                                         len(audio))
+  assert sf.info(out / "guitar.flac").format == "FLAC"
+  eq = jaxeq.EQ.load(out / "snare.eq.json")
+  assert len(eq.bands) == 4
+  assert (out / "snare.ParametricEQ.txt").read_text().startswith("Preamp:")
+  assert json.loads((out / "guitar.analysis.json").read_text())["instrument"] in CLASSES
+  assert (out / "snare.png").read_bytes()[:4] == b"\x89PNG"
+  assert before == {p.name: p.read_bytes() for p in inputs.iterdir()}
+
+
+def test_analyze_and_classes_commands(tmp_path, tracks):
+  result = _jaxeq("analyze", tracks["kick"], "--instrument", "kick", cwd=tmp_path)
+  assert result.returncode == 0, result.stderr
+  assert "kick (given)" in result.stdout and "low_shelf" in result.stdout
+  bad = _jaxeq("analyze", tracks["kick"], "--instrument", "kazoo", cwd=tmp_path)
+  assert bad.returncode == 1 and "kazoo" in bad.stderr and "Traceback" not in bad.stderr
+  classes = _jaxeq("classes", cwd=tmp_path)
+  assert [line.split()[0] for line in classes.stdout.splitlines()] == list(CLASSES)
