@@ -16,7 +16,6 @@ checkpoint as a matcher directory (`jaxeq.load_matcher(DIR)`) with its model car
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import platform
@@ -27,14 +26,13 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 import optax
 
-from jaxeq import losses, models, synthetic, trainer
-from jaxeq.atomic import atomic_path, write_text_atomically
+from jaxeq import losses, models, plots, synthetic, trainer
+from jaxeq.atomic import write_text_atomically
 from jaxeq.layouts import get_layout
 from jaxeq.matcher import Matcher
-from jaxeq.spectrum import FREQS, SAMPLE_RATE, zero_centre
+from jaxeq.spectrum import FREQS, SAMPLE_RATE
 
 
 def get_config(variant: str = "") -> ml_collections.ConfigDict:
@@ -109,7 +107,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
   best, step = trainer.restore_params(workdir, params, "best")
   test = synthetic.fixed_set(layout, config.seed, "test", config.test_size, **curve_kwargs)
   metrics = {**evaluate(best, test), "step": step, "num_steps": config.num_steps,
-             "train_seconds": train_seconds(workdir)}
+             "train_seconds": trainer.train_seconds(workdir)}
   if jax.process_index() == 0:
     write_text_atomically(workdir / "test_metrics.json", json.dumps(metrics, indent=2) + "\n")
     write_text_atomically(workdir / "config.json", config.to_json_best_effort(indent=2) + "\n")
@@ -140,41 +138,13 @@ def make_evaluator(model, layout, weights, chunk: int = 2048):
   return evaluate
 
 
-def train_seconds(workdir: Path) -> float:
-  """Seconds spent stepping, summed over the run's sessions (evaluation and saving left out)."""
-  total, last_step = 0.0, 0
-  for line in (workdir / "metrics.jsonl").read_text().splitlines():
-    record = json.loads(line)
-    if record["split"] == "train":
-      total += max(record["step"] - last_step, 0) / record["steps_per_s"]
-      last_step = record["step"]
-  return total
-
-
 def plot_matches(path: Path, model, params, layout, data: synthetic.Curves, count: int = 6) -> None:
   """Target curves and the responses of the predicted EQs, as a PNG."""
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-
   curves = data.curve[:count]
-  unit = model.apply({"params": params}, curves)
-  settings = layout.from_unit(unit)
-  response = np.asarray(zero_centre(layout.response_db(settings, FREQS, SAMPLE_RATE)))
-  fig, axes = plt.subplots(2, 3, figsize=(12, 6), sharex=True, sharey=True)
-  for ax, target, match in zip(axes.flat, curves, response):
-    ax.semilogx(FREQS, target, label="target")
-    ax.semilogx(FREQS, match, "--", label=f"match (MAE {np.mean(np.abs(target - match)):.2f} dB)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-  for ax in axes[-1]:
-    ax.set_xlabel("frequency (Hz)")
-  axes[0, 0].set_ylabel("dB")
-  fig.suptitle(f"{model.__class__.__name__} on {layout.name}: test curves")
-  fig.tight_layout()
-  with atomic_path(path, suffix=".png") as tmp:
-    fig.savefig(tmp, dpi=100, format="png")
-  plt.close(fig)
+  response = layout.response_db(layout.from_unit(model.apply({"params": params}, curves)), FREQS,
+                                SAMPLE_RATE)
+  plots.plot_curve_matches(curves, {model.__class__.__name__: response},
+                           [f"{layout.name} test curve {i}" for i in range(count)], path)
 
 
 def export(config, workdir, destination, command: str) -> None:

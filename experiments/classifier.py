@@ -30,7 +30,6 @@ import numpy as np
 import optax
 
 from data_prep import dataset
-from experiments.base_train import train_seconds
 from jaxeq import augment, plots, trainer
 from jaxeq.atomic import write_text_atomically
 from jaxeq.classes import CLASSES
@@ -199,7 +198,7 @@ def export(config, workdir, destination, command: str) -> None:
   card = MODEL_CARD.format(command=command, data=info.get("command", results["data_dir"]),
                            clips=results["train_clips"], step=step, num_steps=results["num_steps"],
                            machine=machine, evaluation=evaluation_markdown(results),
-                           hours=train_seconds(workdir) / 3600)
+                           hours=trainer.train_seconds(workdir) / 3600)
   Classifier(CLASSES, params, config.model_kwargs.to_dict()).save(
       destination / "classifier", card=card,
       training={"command": command, "step": step, "machine": machine, "data": info,

@@ -25,18 +25,15 @@ import sys
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
 
 from data_prep import dataset
-from experiments.base_train import train_seconds
 from jaxeq import fitting, losses, plots, trainer
 from jaxeq.atomic import write_text_atomically
 from jaxeq.classes import CLASSES
 from jaxeq.classifier import load_classifier
-from jaxeq.layouts import get_layout
 from jaxeq.matcher import Matcher, load_matcher
 from jaxeq.spectrum import FREQS, SAMPLE_RATE, difference
 from jaxeq.targets import load_targets
@@ -181,7 +178,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
       "validation_curves": int(len(splits["validation"].curves)),
       "classifier_accuracy_test": float(np.mean(test.predicted == test.labels)),
       "data_dir": str(data_dir), "layout": layout.name,
-      "train_seconds": {name: round(train_seconds(workdir / name), 1) for name in MODELS}})
+      "train_seconds": {name: round(trainer.train_seconds(workdir / name), 1) for name in MODELS}})
   if jax.process_index() == 0:
     write_text_atomically(workdir / "results.json", json.dumps(results, indent=2) + "\n")
     write_text_atomically(workdir / "results.md", results_markdown(results))

@@ -273,6 +273,17 @@ def load_params(directory, like: PyTree) -> PyTree:
     return checkpointer.restore(Path(directory).absolute(), jax.tree.map(_abstract, like))
 
 
+def train_seconds(workdir) -> float:
+  """Seconds spent stepping, summed over the run's sessions (evaluation and saving left out)."""
+  total, last_step = 0.0, 0
+  for line in (Path(workdir) / "metrics.jsonl").read_text().splitlines():
+    record = json.loads(line)
+    if record["split"] == "train":
+      total += max(record["step"] - last_step, 0) / record["steps_per_s"]
+      last_step = record["step"]
+  return total
+
+
 # --- metrics -------------------------------------------------------------------------
 
 

@@ -13,7 +13,7 @@ import jaxeq
 from jaxeq import AudioError, AutoEQ
 from jaxeq.classes import CLASSES
 from jaxeq.loudness import MAX_PEAK, integrated_loudness
-from jaxeq.spectrum import FREQS, long_term_spectrum, smooth, zero_centre
+from jaxeq.spectrum import long_term_spectrum, smooth, zero_centre
 
 
 @pytest.fixture(scope="module")

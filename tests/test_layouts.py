@@ -7,7 +7,7 @@ import pytest
 
 import jaxeq
 from jaxeq import layouts
-from jaxeq.layouts import Settings, get_layout
+from jaxeq.layouts import get_layout
 
 
 @pytest.mark.parametrize("name, bands, controls", [

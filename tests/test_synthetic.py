@@ -1,6 +1,5 @@
 """Random-EQ curves: deterministic by example and step, the exact responses of their settings."""
 
-import jax
 import numpy as np
 import pytest
 
