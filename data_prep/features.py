@@ -61,7 +61,7 @@ def _parse_args(argv):
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("dir", help="dataset folder holding manifest.csv")
   parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-  parser.add_argument("--max-windows", type=int, default=8)
+  parser.add_argument("--max-windows", type=int, default=jaxeq.spectrum.MAX_WINDOWS)
   args = parser.parse_args(argv)
   if args.workers < 1 or args.max_windows < 1:
     parser.error("--workers and --max-windows must be at least 1")
@@ -148,11 +148,10 @@ def clip_features(path: Path, max_windows: int) -> tuple[np.ndarray, np.ndarray]
   audio, sample_rate = jaxeq.load_audio(path)
   try:
     spectrum = jaxeq.long_term_spectrum(audio, sample_rate)
-    windows = jaxeq.log_spectrogram_windows(audio, sample_rate)
+    windows = jaxeq.log_spectrogram_windows(audio, sample_rate, max_windows)
   except jaxeq.AudioError as e:
     raise jaxeq.AudioError(f"{path}: {e}") from None
-  keep = np.unique(np.linspace(0, len(windows) - 1, min(len(windows), max_windows)).round())
-  return spectrum, windows[keep.astype(int)].astype(np.float16)
+  return spectrum, windows.astype(np.float16)
 
 
 def _assemble(out: Path, rows: list[dict], part_paths: list[str]) -> list[str]:

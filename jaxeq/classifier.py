@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxeq import exported
-from jaxeq.spectrum import log_spectrogram_windows
+from jaxeq.spectrum import MAX_WINDOWS, log_spectrogram_windows
 
 FORMAT = "jaxeq.classifier/1"
 ASSET = Path(__file__).parent / "assets" / "classifier"
@@ -96,8 +96,10 @@ class Classifier:
     return sums / np.maximum(np.bincount(window_clip, minlength=num_clips), 1)[:, None]
 
   def predict(self, audio, sample_rate: int) -> dict[str, float]:
-    """Class name → probability (summing to 1), from logits averaged over the windows."""
-    logits = self.window_logits(log_spectrogram_windows(audio, sample_rate)).mean(axis=0)
+    """Class name → probability (summing to 1), from logits averaged over the windows
+    (at most `MAX_WINDOWS`, evenly spaced)."""
+    windows = log_spectrogram_windows(audio, sample_rate, MAX_WINDOWS)
+    logits = self.window_logits(windows).mean(axis=0)
     probabilities = np.exp(logits - logits.max())
     probabilities /= probabilities.sum()
     return dict(sorted(zip(self.classes, probabilities.tolist()), key=lambda kv: -kv[1]))

@@ -30,27 +30,29 @@ def integrated_loudness(audio, sample_rate: int) -> float:
   Clips shorter than one 400 ms block are measured as a single block.
   """
   audio = check_audio(audio, sample_rate)
-  weighted = apply_eq(audio.astype(np.float64), sample_rate, K_WEIGHTING)
-  weighted = weighted.reshape(len(weighted), -1)
-  # Channel weights: 1 for L, R, C; 1.41 for the surrounds (BS.1770 table 3).
+  weighted = apply_eq(audio, sample_rate, K_WEIGHTING)
+  weighted = weighted.reshape(len(weighted), -1).astype(np.float64, copy=False)
+  # Channel weights: 1 for L, R, C; 1.41 for the surrounds (BS.1770 table 3). Every step
+  # below is linear in the channels' powers, so they are summed first.
   gains = np.array([1.41 if c in (3, 4) else 1.0 for c in range(weighted.shape[1])])
+  power = (weighted**2) @ gains
   block = int(BLOCK_SECONDS * sample_rate)
-  if len(weighted) <= block:
-    z = np.mean(weighted**2, axis=0, keepdims=True)
+  if len(power) <= block:
+    z = np.mean(power, keepdims=True)
   else:
-    count = int(round((len(weighted) / sample_rate - BLOCK_SECONDS) / (BLOCK_SECONDS * BLOCK_STEP))) + 1
+    count = int(round((len(power) / sample_rate - BLOCK_SECONDS) / (BLOCK_SECONDS * BLOCK_STEP))) + 1
     starts = (BLOCK_SECONDS * BLOCK_STEP * np.arange(count) * sample_rate).astype(int)
-    starts = starts[starts + block <= len(weighted)]
-    cumulative = np.concatenate([np.zeros((1, weighted.shape[1])), np.cumsum(weighted**2, axis=0)])
-    z = (cumulative[starts + block] - cumulative[starts]) / block  # (blocks, channels)
+    starts = starts[starts + block <= len(power)]
+    cumulative = np.concatenate([[0.0], np.cumsum(power)])
+    z = (cumulative[starts + block] - cumulative[starts]) / block  # weighted power per block
   with np.errstate(divide="ignore"):
-    block_lufs = -0.691 + 10 * np.log10(z @ gains)
+    block_lufs = -0.691 + 10 * np.log10(z)
     gated = z[block_lufs > ABSOLUTE_GATE_LUFS]
     if len(gated) == 0:
       return -math.inf
-    relative = -0.691 + 10 * np.log10(np.mean(gated, axis=0) @ gains) + RELATIVE_GATE_LU
+    relative = -0.691 + 10 * np.log10(np.mean(gated)) + RELATIVE_GATE_LU
     gated = z[(block_lufs > ABSOLUTE_GATE_LUFS) & (block_lufs > relative)]
-    return float(-0.691 + 10 * np.log10(np.mean(gated, axis=0) @ gains))
+    return float(-0.691 + 10 * np.log10(np.mean(gated)))
 
 
 def match_loudness(processed, original, sample_rate: int) -> np.ndarray:

@@ -28,6 +28,8 @@ SILENCE_DBFS = -100.0
 FLOOR_DB = -120.0
 WINDOW_SECONDS = 6.0
 WINDOW_FRAMES = 256
+# A track is classified from at most this many windows, as its training clips were.
+MAX_WINDOWS = 8
 X_SMOOTHING_OCTAVES = 1 / 6
 D_SMOOTHING_OCTAVES = 1 / 3
 MAX_DIFFERENCE_DB = 12.0
@@ -58,10 +60,10 @@ def band_matrix(sample_rate: int = SAMPLE_RATE, n_fft: int = N_FFT) -> np.ndarra
 
 
 def _analysis_signal(audio, sample_rate) -> np.ndarray:
-  """Mono float64 at `SAMPLE_RATE`; raises `AudioError` for unusable audio."""
-  audio = check_audio(audio, sample_rate)
-  mono = audio.mean(axis=1) if audio.ndim == 2 else audio
-  mono = mono.astype(np.float64)
+  """Mono float32 at `SAMPLE_RATE`; raises `AudioError` for unusable audio."""
+  audio = check_audio(audio, sample_rate).astype(np.float32, copy=False)
+  # A matrix-vector product downmixes far faster than a mean over the short channel axis.
+  mono = audio @ np.full(audio.shape[1], 1 / audio.shape[1], np.float32) if audio.ndim == 2 else audio
   if sample_rate != SAMPLE_RATE:
     mono = soxr.resample(mono, sample_rate, SAMPLE_RATE, quality="HQ")
   if len(mono) < N_FFT:
@@ -86,8 +88,8 @@ def _frame_power_db(frames: np.ndarray, window: np.ndarray) -> np.ndarray:
 
 
 def _to_grid_db(power: np.ndarray) -> np.ndarray:
-  """FFT power `(..., bins)` → dB on `FREQS`, floored at `FLOOR_DB`."""
-  banded = power @ band_matrix()
+  """FFT power `(..., bins)` → dB on `FREQS`, floored at `FLOOR_DB` (in `power`'s precision)."""
+  banded = power @ band_matrix().astype(power.dtype, copy=False)
   return np.maximum(10 * np.log10(np.maximum(banded, 1e-30)), FLOOR_DB)
 
 
@@ -99,7 +101,7 @@ def long_term_spectrum(audio, sample_rate: int, smoothing_octaves: float = X_SMO
   track with long rests is not dragged down; then `smoothing_octaves` smoothing.
   """
   signal = _analysis_signal(audio, sample_rate)
-  window = np.hanning(N_FFT + 1)[:-1]  # periodic Hann
+  window = np.hanning(N_FFT + 1)[:-1].astype(np.float32)  # periodic Hann
   frames = _frames(signal, HOP)
   level_db = _frame_power_db(frames, window)
   if level_db.max() < SILENCE_DBFS:
@@ -115,33 +117,34 @@ def long_term_spectrum(audio, sample_rate: int, smoothing_octaves: float = X_SMO
   return np.asarray(smooth(curve, smoothing_octaves), dtype=np.float32)
 
 
-def log_spectrogram_windows(audio, sample_rate: int) -> np.ndarray:
+def log_spectrogram_windows(audio, sample_rate: int, max_windows: int | None = None) -> np.ndarray:
   """The classifier's input: `(windows, 256 frames, 256 frequencies)` dB spectrograms.
 
   Each window covers `WINDOW_SECONDS` (6 s) in `WINDOW_FRAMES` frames on the `FREQS` grid.
   A clip shorter than a window is zero-padded to one window; a longer one is cut into
   consecutive windows (a last partial one is kept if it covers half a window). Windows
-  `GATE_DB` quieter than the loudest are rests and are left out; at least one remains.
+  `GATE_DB` quieter than the loudest are rests and are left out; at least one remains. With
+  `max_windows`, at most that many, evenly spaced over the rest (a long track's timbre does
+  not need every window).
   """
   signal = _analysis_signal(audio, sample_rate)
   window_len = int(WINDOW_SECONDS * SAMPLE_RATE)
   hop = (window_len - N_FFT) // (WINDOW_FRAMES - 1)  # every frame inside its window
   count = max(1, int(np.floor(len(signal) / window_len + 0.5)))
-  padded = np.zeros(count * window_len)
+  padded = np.zeros(count * window_len, np.float32)
   usable = min(len(signal), count * window_len)
   padded[:usable] = signal[:usable]
-  hann = np.hanning(N_FFT + 1)[:-1]
-  specs, levels = [], []
-  for w in range(count):
-    frames = _frames(padded[w * window_len:], hop, WINDOW_FRAMES)
-    power = np.abs(np.fft.rfft(frames * hann, axis=-1)) ** 2 / (np.sum(hann) / 2) ** 2
-    specs.append(_to_grid_db(power))
-    levels.append(np.max(_frame_power_db(frames, hann)))
-  levels = np.array(levels)
+  hann = np.hanning(N_FFT + 1)[:-1].astype(np.float32)
+  frames = [_frames(padded[w * window_len:], hop, WINDOW_FRAMES) for w in range(count)]
+  levels = np.array([np.max(_frame_power_db(f, hann)) for f in frames])
   if levels.max() < SILENCE_DBFS:
     raise AudioError(f"audio is silent (loudest frame {levels.max():.0f} dBFS)")
-  keep = levels >= levels.max() - GATE_DB
-  return np.stack(specs)[keep].astype(np.float32)
+  keep = np.flatnonzero(levels >= levels.max() - GATE_DB)
+  if max_windows is not None and len(keep) > max_windows:
+    keep = keep[np.linspace(0, len(keep) - 1, max_windows).round().astype(int)]
+  scale = (np.sum(hann) / 2) ** 2
+  return np.stack([_to_grid_db(np.abs(np.fft.rfft(frames[w] * hann, axis=-1)) ** 2 / scale)
+                   for w in keep]).astype(np.float32)
 
 
 @functools.lru_cache(maxsize=16)

@@ -1,0 +1,92 @@
+"""End-to-end speed on a 3-minute stereo 44.1 kHz track: classification, and `jaxeq process`
+cold (one call, models loaded from scratch) and per track in a warm batch.
+
+    python -m benchmarks.pipeline [--data data/default] [--repeats 3]
+
+The track is real rendered audio: test clips of the `default` dataset (rendered when
+absent) joined to 3 minutes and made stereo. Prints a Markdown table for RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import soundfile as sf
+
+import jaxeq
+from data_prep import dataset
+
+SECONDS = 180
+RATE = 44100
+
+
+def three_minute_track(data_dir: Path) -> np.ndarray:
+  with open(data_dir / "manifest.csv", newline="") as f:
+    rows = [r for r in csv.DictReader(f)
+            if r["split"] == "test" and r["class"] == "acoustic_guitar_steel"]
+  clips = [jaxeq.load_audio(data_dir / r["path"])[0] for r in rows]
+  mono = np.tile(np.concatenate(clips), SECONDS * RATE // sum(map(len, clips)) + 1)[:SECONDS * RATE]
+  return np.stack([mono, 0.8 * mono], axis=1).astype(np.float32)
+
+
+def _seconds(command) -> float:
+  start = time.perf_counter()
+  subprocess.run(command, check=True, capture_output=True)
+  return time.perf_counter() - start
+
+
+def main(argv=None) -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--data", default="data/default")
+  parser.add_argument("--repeats", type=int, default=3)
+  parser.add_argument("--batch", type=int, default=6, help="tracks in the warm batch")
+  args = parser.parse_args(argv)
+  track = three_minute_track(dataset.ensure(args.data))
+
+  classifier = jaxeq.load_classifier()
+  classifier.predict(track[:RATE * 6], RATE)  # compile
+  classify = []
+  for _ in range(args.repeats):
+    start = time.perf_counter()
+    classifier.predict(track, RATE)
+    classify.append(time.perf_counter() - start)
+
+  work = Path(tempfile.mkdtemp(prefix="jaxeq-bench-"))
+  try:
+    (work / "one").mkdir()
+    (work / "batch").mkdir()
+    sf.write(work / "one" / "track.wav", track, RATE, subtype="PCM_24")
+    for i in range(args.batch):
+      shutil.copy(work / "one" / "track.wav", work / "batch" / f"track{i}.wav")
+    jaxeq_process = [sys.executable, "-m", "jaxeq", "process"]
+    cold = [_seconds([*jaxeq_process, work / "one", "--out", work / f"out{i}"])
+            for i in range(args.repeats)]
+    batch = [_seconds([*jaxeq_process, work / "batch", "--out", work / f"batch_out{i}"])
+             for i in range(args.repeats)]
+  finally:
+    shutil.rmtree(work)
+  cold_s, batch_s = statistics.median(cold), statistics.median(batch)
+  warm_s = (batch_s - cold_s) / (args.batch - 1)
+  print(f"machine: {os.cpu_count()} cores, jax {jax.__version__} on {jax.default_backend()}; "
+        f"medians of {args.repeats}\n")
+  print("| 3-min stereo 44.1 kHz track | seconds | target |")
+  print("|---|---|---|")
+  print(f"| classification (`Classifier.predict`, {len(jaxeq.log_spectrogram_windows(track, RATE))}"
+        f" windows, warm) | {statistics.median(classify):.2f} | – |")
+  print(f"| `jaxeq process`, cold (one call, one track) | {cold_s:.1f} | < 10 |")
+  print(f"| `jaxeq process`, warm: per track in a batch of {args.batch} | {warm_s:.2f} | < 1 |")
+
+
+if __name__ == "__main__":
+  main()
