@@ -73,8 +73,12 @@ def _auto_eq(args):
   return AutoEQ.from_pretrained(targets=args.targets, layout=args.layout)
 
 
-def _reference(args):
-  return None if args.reference is None else load_audio(args.reference)
+def _reference(args) -> dict:
+  """`AutoEQ` keyword arguments for `--reference`."""
+  if args.reference is None:
+    return {}
+  audio, rate = load_audio(args.reference)
+  return {"reference": audio, "reference_rate": rate}
 
 
 def process_command(args) -> int:
@@ -93,9 +97,7 @@ def process_command(args) -> int:
     out = _output_path(track, out_dir)
     audio, rate = load_audio(track)
     processed, analysis = auto.process(audio, rate, amount=args.amount,
-                                       instrument=args.instrument,
-                                       reference=None if reference is None else reference[0],
-                                       reference_rate=None if reference is None else reference[1])
+                                       instrument=args.instrument, **reference)
     _save_like(track, out, processed, rate)
     analysis.eq.save(_output_path(track, out_dir, ".eq.json"))
     write_text_atomically(_output_path(track, out_dir, ".ParametricEQ.txt"),
@@ -119,9 +121,7 @@ def analyze_command(args) -> int:
 
   def work(track: Path) -> None:
     audio, rate = load_audio(track)
-    analysis = auto.analyze(audio, rate, instrument=args.instrument,
-                            reference=None if reference is None else reference[0],
-                            reference_rate=None if reference is None else reference[1])
+    analysis = auto.analyze(audio, rate, instrument=args.instrument, **reference)
     if analysis.instrument is None:
       heard = f"matched to {args.reference}"
     elif analysis.confidence is None:

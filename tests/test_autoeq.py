@@ -136,5 +136,7 @@ def test_analyze_and_classes_commands(tmp_path, tracks):
   assert "kick (given)" in result.stdout and "low_shelf" in result.stdout
   bad = _jaxeq("analyze", tracks["kick"], "--instrument", "kazoo", cwd=tmp_path)
   assert bad.returncode == 1 and "kazoo" in bad.stderr and "Traceback" not in bad.stderr
+  matched = _jaxeq("analyze", tracks["kick"], "--reference", tracks["kick"], cwd=tmp_path)
+  assert matched.returncode == 0 and f"matched to {tracks['kick']}" in matched.stdout
   classes = _jaxeq("classes", cwd=tmp_path)
   assert [line.split()[0] for line in classes.stdout.splitlines()] == list(CLASSES)
