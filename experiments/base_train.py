@@ -19,8 +19,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import shlex
-import sys
 from pathlib import Path
 
 import jax
@@ -189,27 +187,6 @@ self-supervised on random-EQ curves; not yet fine-tuned on real recordings.
 """
 
 
-def main(argv) -> None:
-  from absl import flags, logging
-  del argv
-  logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
-  config = flags.FLAGS.config
-  workdir = flags.FLAGS.workdir
-  try:
-    train_and_evaluate(config, workdir)
-  except (ValueError, trainer.TrainingDiverged) as error:  # bad config values, divergence
-    sys.exit(f"base_train: {error}")
-  if flags.FLAGS.export:
-    command = "python -m experiments.base_train " + shlex.join(sys.argv[1:])
-    export(config, workdir, flags.FLAGS.export, command)
-    print(f"exported the matcher to {flags.FLAGS.export}")
-
-
 if __name__ == "__main__":
-  from absl import app, flags
-  from ml_collections import config_flags
-
-  config_flags.DEFINE_config_file("config", str(Path(__file__)), "experiment config")
-  flags.DEFINE_string("workdir", None, "checkpoints, metrics and results go here", required=True)
-  flags.DEFINE_string("export", None, "write the best checkpoint as a matcher directory here")
-  app.run(main)
+  from experiments import launch
+  launch.run(__file__, train_and_evaluate, export)

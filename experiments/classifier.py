@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import json
 import platform
-import shlex
 import shutil
-import sys
 from pathlib import Path
 
 import jax
@@ -223,22 +221,6 @@ A CNN over 6 s log-frequency spectrograms (256 frames x 256 frequencies), 35 cla
 {evaluation}"""
 
 
-def main(argv) -> None:
-  from absl import flags, logging
-  del argv
-  logging.set_verbosity(logging.WARNING)
-  train_and_evaluate(flags.FLAGS.config, flags.FLAGS.workdir)
-  if flags.FLAGS.export:
-    command = "python -m experiments.classifier " + shlex.join(sys.argv[1:])
-    export(flags.FLAGS.config, flags.FLAGS.workdir, flags.FLAGS.export, command)
-    print(f"exported the classifier and the target bank to {flags.FLAGS.export}")
-
-
 if __name__ == "__main__":
-  from absl import app, flags
-  from ml_collections import config_flags
-
-  config_flags.DEFINE_config_file("config", str(Path(__file__)), "experiment config")
-  flags.DEFINE_string("workdir", None, "checkpoints, metrics and results go here", required=True)
-  flags.DEFINE_string("export", None, "write the classifier and target bank here")
-  app.run(main)
+  from experiments import launch
+  launch.run(__file__, train_and_evaluate, export)

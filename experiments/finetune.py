@@ -20,8 +20,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import platform
-import shlex
-import sys
 from pathlib import Path
 
 import jax
@@ -246,22 +244,6 @@ curves built as at inference (classifier → target bank → difference) from re
 {table}"""
 
 
-def main(argv) -> None:
-  from absl import flags, logging
-  del argv
-  logging.set_verbosity(logging.WARNING)
-  train_and_evaluate(flags.FLAGS.config, flags.FLAGS.workdir)
-  if flags.FLAGS.export:
-    command = "python -m experiments.finetune " + shlex.join(sys.argv[1:])
-    export(flags.FLAGS.config, flags.FLAGS.workdir, flags.FLAGS.export, command)
-    print(f"exported the fine-tuned CNN to {flags.FLAGS.export}")
-
-
 if __name__ == "__main__":
-  from absl import app, flags
-  from ml_collections import config_flags
-
-  config_flags.DEFINE_config_file("config", str(Path(__file__)), "experiment config")
-  flags.DEFINE_string("workdir", "workdirs/finetune", "checkpoints, metrics and results go here")
-  flags.DEFINE_string("export", None, "write the fine-tuned CNN as a matcher directory here")
-  app.run(main)
+  from experiments import launch
+  launch.run(__file__, train_and_evaluate, export, default_workdir="workdirs/finetune")
