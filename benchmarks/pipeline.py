@@ -26,6 +26,7 @@ import soundfile as sf
 
 import jaxeq
 from data_prep import dataset
+from jaxeq.spectrum import MAX_WINDOWS
 
 SECONDS = 180
 RATE = 44100
@@ -82,7 +83,7 @@ def main(argv=None) -> None:
         f"medians of {args.repeats}\n")
   print("| 3-min stereo 44.1 kHz track | seconds | target |")
   print("|---|---|---|")
-  print(f"| classification (`Classifier.predict`, {len(jaxeq.log_spectrogram_windows(track, RATE))}"
+  print(f"| classification (`Classifier.predict`, {len(jaxeq.log_spectrogram_windows(track, RATE, MAX_WINDOWS))}"
         f" windows, warm) | {statistics.median(classify):.2f} | – |")
   print(f"| `jaxeq process`, cold (one call, one track) | {cold_s:.1f} | < 10 |")
   print(f"| `jaxeq process`, warm: per track in a batch of {args.batch} | {warm_s:.2f} | < 1 |")
