@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 from typing import Mapping
 
@@ -20,9 +21,9 @@ from jaxeq.classifier import Classifier, load_classifier
 from jaxeq.eq import EQ
 from jaxeq.fitting import OptimiserMatcher
 from jaxeq.layouts import get_layout
-from jaxeq.loudness import match_loudness
+from jaxeq.loudness import K_WEIGHTING, gated_loudness, match_loudness
 from jaxeq.matcher import Matcher, load_matcher
-from jaxeq.processing import apply_eq
+from jaxeq.processing import apply_eq, eq_channels, filter_channels
 from jaxeq.spectrum import FREQS, SAMPLE_RATE, difference, long_term_spectrum, zero_centre
 from jaxeq.targets import TargetBank, load_targets
 
@@ -103,8 +104,21 @@ class AutoEQ:
     result loudness-matched to the input (BS.1770) and kept below clipping."""
     if not 0.0 <= amount <= MAX_AMOUNT:
       raise ValueError(f"amount={amount!r} must be between 0 and {MAX_AMOUNT:g}")
-    analysis = self.analyze(audio, sample_rate, instrument, reference, reference_rate)
-    eq = EQ(dataclasses.replace(b, gain_db=b.gain_db * amount) for b in analysis.eq.bands)
-    analysis = dataclasses.replace(analysis, eq=eq)
-    processed = match_loudness(apply_eq(audio, sample_rate, eq), audio, sample_rate)
-    return processed, analysis
+    # Loudness is measured on the other core while this one analyses and filters (scipy's
+    # filters and NumPy release the GIL). The EQ and the K-weighting are linear filters, so
+    # the output's K-weighted signal is the EQ'd K-weighted input: no need to wait for it.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+      weighted = pool.submit(filter_channels, audio, sample_rate, K_WEIGHTING)
+      analysis = self.analyze(audio, sample_rate, instrument, reference, reference_rate)
+      eq = EQ(dataclasses.replace(b, gain_db=b.gain_db * amount) for b in analysis.eq.bands)
+
+      def loudness_before_and_after():
+        before = weighted.result()
+        after = eq_channels(before, sample_rate, eq)
+        return gated_loudness(before, sample_rate), gated_loudness(after, sample_rate)
+
+      loudness = pool.submit(loudness_before_and_after)
+      processed = apply_eq(audio, sample_rate, eq)
+      target_lufs, current_lufs = loudness.result()
+    return (match_loudness(processed, current_lufs, target_lufs),
+            dataclasses.replace(analysis, eq=eq))

@@ -12,9 +12,8 @@ import math
 
 import numpy as np
 
-from jaxeq.audio_io import check_audio
 from jaxeq.eq import EQ, Band
-from jaxeq.processing import apply_eq
+from jaxeq.processing import filter_channels
 
 K_WEIGHTING = EQ([Band("high_shelf", 1500.0, 4.0, 1 / math.sqrt(2)),
                   Band("high_pass", 38.0, q=0.5)])
@@ -29,13 +28,15 @@ def integrated_loudness(audio, sample_rate: int) -> float:
 
   Clips shorter than one 400 ms block are measured as a single block.
   """
-  audio = check_audio(audio, sample_rate)
-  weighted = apply_eq(audio, sample_rate, K_WEIGHTING)
-  weighted = weighted.reshape(len(weighted), -1).astype(np.float64, copy=False)
+  return gated_loudness(filter_channels(audio, sample_rate, K_WEIGHTING), sample_rate)
+
+
+def gated_loudness(weighted: np.ndarray, sample_rate: int) -> float:
+  """The loudness of already K-weighted `(channels, samples)` audio (BS.1770 gating)."""
   # Channel weights: 1 for L, R, C; 1.41 for the surrounds (BS.1770 table 3). Every step
   # below is linear in the channels' powers, so they are summed first.
-  gains = np.array([1.41 if c in (3, 4) else 1.0 for c in range(weighted.shape[1])])
-  power = (weighted**2) @ gains
+  gains = np.array([1.41 if c in (3, 4) else 1.0 for c in range(len(weighted))])
+  power = gains @ weighted**2
   block = int(BLOCK_SECONDS * sample_rate)
   if len(power) <= block:
     z = np.mean(power, keepdims=True)
@@ -55,10 +56,13 @@ def integrated_loudness(audio, sample_rate: int) -> float:
     return float(-0.691 + 10 * np.log10(np.mean(gated)))
 
 
-def match_loudness(processed, original, sample_rate: int) -> np.ndarray:
-  """`processed` scaled to the integrated loudness of `original`, its peak kept ≤ -0.1 dBFS."""
-  target, current = (integrated_loudness(x, sample_rate) for x in (original, processed))
-  gain = 10 ** ((target - current) / 20) if math.isfinite(target) and math.isfinite(current) else 1.0
+def match_loudness(processed, current_lufs: float, target_lufs: float) -> np.ndarray:
+  """`processed` (now at `current_lufs`) scaled to `target_lufs`, its peak kept ≤ -0.1 dBFS.
+
+  Silence on either side leaves the level as it is.
+  """
+  finite = math.isfinite(target_lufs) and math.isfinite(current_lufs)
+  gain = 10 ** ((target_lufs - current_lufs) / 20) if finite else 1.0
   peak = float(np.max(np.abs(processed))) * gain
   if peak > MAX_PEAK:
     gain *= MAX_PEAK / peak

@@ -9,15 +9,24 @@ from jaxeq.audio_io import check_audio
 from jaxeq.eq import EQ
 
 
-def apply_eq(audio, sample_rate: int, eq: EQ) -> np.ndarray:
-  """`audio` filtered by `eq`, designed at the audio's own rate; same shape and dtype out.
+def filter_channels(audio, sample_rate: int, eq: EQ) -> np.ndarray:
+  """`(channels, samples)` float64: each channel of `audio` through `eq`'s biquads.
 
   The biquads run in float64 (scipy `sosfilt`), which low corner frequencies at high
-  sample rates need; channels are filtered independently.
+  sample rates need.
   """
   audio = check_audio(audio, sample_rate)
-  sos = eq.to_sos(sample_rate)
   # One contiguous row per channel: sosfilt's inner loop runs along the last axis.
-  channels = np.ascontiguousarray(np.atleast_2d(audio.T), dtype=np.float64)
-  out = signal.sosfilt(sos, channels, axis=-1)
+  return eq_channels(np.ascontiguousarray(np.atleast_2d(audio.T), dtype=np.float64), sample_rate, eq)
+
+
+def eq_channels(channels: np.ndarray, sample_rate: int, eq: EQ) -> np.ndarray:
+  """`(channels, samples)` float64 through `eq`: the core of `filter_channels`."""
+  return signal.sosfilt(eq.to_sos(sample_rate), channels, axis=-1)
+
+
+def apply_eq(audio, sample_rate: int, eq: EQ) -> np.ndarray:
+  """`audio` filtered by `eq`, designed at the audio's own rate; same shape and dtype out."""
+  audio = check_audio(audio, sample_rate)
+  out = filter_channels(audio, sample_rate, eq)
   return out.T.reshape(audio.shape).astype(audio.dtype, copy=False)
