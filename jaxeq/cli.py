@@ -13,6 +13,7 @@ on with the others, and exits non-zero if any failed. Inputs are never modified.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
 import sys
 from pathlib import Path
@@ -33,22 +34,37 @@ def _fail(message: str) -> None:
   tqdm.write(f"jaxeq: {message}", file=sys.stderr)
 
 
-def _each_track(inputs, desc: str, work: Callable[[Path], None]) -> int:
-  """Runs `work` on every audio file in `inputs` with a progress bar; 1 if any failed."""
+def _each_track(inputs, desc: str, work: Callable[[Path], Callable[[], None] | None]) -> int:
+  """Runs `work` on every audio file in `inputs` with a progress bar; 1 if any failed.
+
+  `work` may return a function that writes the track's outputs: it runs on a background
+  thread while the next track is read and analysed.
+  """
   tracks = find_audio_files(inputs)
   if not tracks:
     _fail("no audio files found in " + ", ".join(map(str, inputs)))
     return 2
   failures = 0
-  for track in tqdm(tracks, desc=desc, unit="file", disable=len(tracks) < 2):
+
+  def attempt(track: Path, step: Callable):
+    nonlocal failures
     try:
-      work(track)
+      return step()
     except (AudioError, ValueError) as e:
       failures += 1
       _fail(str(e) if str(track) in str(e) else f"{track}: {e}")
     except OSError as e:
       failures += 1
       _fail(f"{track}: {e.strerror or e}")
+
+  with concurrent.futures.ThreadPoolExecutor(1) as writer:
+    writes = []
+    for track in tqdm(tracks, desc=desc, unit="file", disable=len(tracks) < 2):
+      finish = attempt(track, lambda: work(track))
+      if finish is not None:
+        writes.append((track, writer.submit(finish)))
+    for track, write in writes:
+      attempt(track, write.result)
   return 1 if failures else 0
 
 
@@ -93,20 +109,24 @@ def process_command(args) -> int:
     return 2
   out_dir = Path(args.out)
 
-  def work(track: Path) -> None:
+  def work(track: Path) -> Callable[[], None]:
     out = _output_path(track, out_dir)
     audio, rate = load_audio(track)
     processed, analysis = auto.process(audio, rate, amount=args.amount,
                                        instrument=args.instrument, **reference)
-    _save_like(track, out, processed, rate)
-    analysis.eq.save(_output_path(track, out_dir, ".eq.json"))
-    write_text_atomically(_output_path(track, out_dir, ".ParametricEQ.txt"),
-                          analysis.eq.to_equalizer_apo(rate))
-    write_text_atomically(_output_path(track, out_dir, ".analysis.json"),
-                          json.dumps(analysis.to_dict(), indent=1) + "\n")
-    if args.plot:
-      from jaxeq.plots import plot_analysis
-      plot_analysis(analysis, _output_path(track, out_dir, ".png"), title=track.name)
+
+    def write() -> None:
+      _save_like(track, out, processed, rate)
+      analysis.eq.save(_output_path(track, out_dir, ".eq.json"))
+      write_text_atomically(_output_path(track, out_dir, ".ParametricEQ.txt"),
+                            analysis.eq.to_equalizer_apo(rate))
+      write_text_atomically(_output_path(track, out_dir, ".analysis.json"),
+                            json.dumps(analysis.to_dict(), indent=1) + "\n")
+      if args.plot:
+        from jaxeq.plots import plot_analysis
+        plot_analysis(analysis, _output_path(track, out_dir, ".png"), title=track.name)
+
+    return write
 
   return _each_track(args.inputs, "process", work)
 

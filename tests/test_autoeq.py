@@ -109,15 +109,17 @@ def test_process_command(tmp_path, tracks):
   sf.write(inputs / "snare.wav", np.stack([audio, 0.5 * audio], axis=1), rate, subtype="PCM_24")
   sf.write(inputs / "guitar.flac", jaxeq.load_audio(tracks["acoustic_guitar_nylon"])[0], rate)
   (inputs / "empty.wav").write_bytes(b"")
+  sf.write(inputs / "bass.wav", jaxeq.load_audio(tracks["electric_bass"])[0], rate)
   before = {p.name: p.read_bytes() for p in inputs.iterdir()}
+  out = tmp_path / "out"
+  (out / "bass.wav").mkdir(parents=True)  # in the way: writing this output fails
 
-  result = _jaxeq("process", inputs, "--out", tmp_path / "out", "--plot", cwd=tmp_path)
+  result = _jaxeq("process", inputs, "--out", out, "--plot", cwd=tmp_path)
 
   assert result.returncode == 1
-  errors = [line for line in result.stderr.splitlines() if line.startswith("jaxeq:")]
-  assert len(errors) == 1 and "empty.wav" in errors[0]
+  errors = sorted(line for line in result.stderr.splitlines() if line.startswith("jaxeq:"))
+  assert len(errors) == 2 and "bass.wav" in errors[0] and "empty.wav" in errors[1]
   assert "Traceback" not in result.stderr
-  out = tmp_path / "out"
   info = sf.info(out / "snare.wav")
   assert (info.channels, info.samplerate, info.subtype, info.frames) == (2, rate, "PCM_24",
                                                                          len(audio))
