@@ -66,24 +66,15 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
 
 
 class WindowStream:
-  """`stream(step)`: batch `step` of training windows, a fresh shuffle every epoch.
-
-  A pure function of the step (and the seed), so resuming at a step resumes the data too.
-  """
+  """`stream(step)`: batch `step` of training windows, a fresh shuffle every epoch."""
 
   def __init__(self, split: dataset.Split, batch_size: int, seed: int):
-    if len(split.window_clip) < batch_size:
-      raise ValueError(f"{len(split.window_clip)} training windows are fewer than "
-                       f"batch_size={batch_size}")
-    self.split, self.batch_size, self.seed = split, batch_size, seed
-    self.steps_per_epoch = len(split.window_clip) // batch_size
+    self.split = split
+    self.shuffle = trainer.EpochShuffle(len(split.window_clip), batch_size, seed)
+    self.steps_per_epoch = self.shuffle.steps_per_epoch
 
   def __call__(self, step: int) -> dict:
-    epoch, i = divmod(step, self.steps_per_epoch)
-    order = np.random.default_rng([self.seed, epoch]).permutation(len(self.split.window_clip))
-    ids = np.sort(order[i * self.batch_size:(i + 1) * self.batch_size])  # sorted: faster mmap reads
-    share = len(ids) // jax.process_count()
-    ids = ids[jax.process_index() * share:(jax.process_index() + 1) * share]
+    ids = np.sort(self.shuffle(step))  # sorted: faster reads from the memory map
     return {"windows": np.asarray(self.split.windows[ids], np.float32),
             "label": self.split.labels[self.split.window_clip[ids]]}
 

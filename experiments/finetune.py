@@ -93,20 +93,15 @@ def real_curves(split: dataset.Split, classifier, bank) -> Curves:
 
 
 class CurveStream:
-  """`stream(step)`: a shuffled batch of training clips' spectra and targets (pure in step)."""
+  """`stream(step)`: a shuffled batch of training clips' spectra and targets."""
 
   def __init__(self, data: Curves, batch_size: int, seed: int):
-    if len(data.curves) < batch_size:
-      raise ValueError(f"{len(data.curves)} training curves are fewer than batch_size={batch_size}")
-    self.data, self.batch_size, self.seed = data, batch_size, seed
-    self.steps_per_epoch = len(data.curves) // batch_size
+    self.data = data
+    self.shuffle = trainer.EpochShuffle(len(data.curves), batch_size, seed)
+    self.steps_per_epoch = self.shuffle.steps_per_epoch
 
   def __call__(self, step: int) -> dict:
-    epoch, i = divmod(step, self.steps_per_epoch)
-    order = np.random.default_rng([self.seed, epoch]).permutation(len(self.data.curves))
-    ids = order[i * self.batch_size:(i + 1) * self.batch_size]
-    share = len(ids) // jax.process_count()
-    ids = ids[jax.process_index() * share:(jax.process_index() + 1) * share]
+    ids = self.shuffle(step)
     return {"spectrum": self.data.spectra[ids], "target": self.data.targets[ids]}
 
 

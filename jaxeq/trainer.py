@@ -273,6 +273,28 @@ def load_params(directory, like: PyTree) -> PyTree:
     return checkpointer.restore(Path(directory).absolute(), jax.tree.map(_abstract, like))
 
 
+class EpochShuffle:
+  """`shuffle(step)`: this process's example ids for global batch `step` of a `size`-example
+  dataset, reshuffled every epoch (the remainder of an epoch is left out).
+
+  A pure function of the seed and the step, so the step is the data position that exact
+  resume needs.
+  """
+
+  def __init__(self, size: int, batch_size: int, seed: int):
+    if not 0 < batch_size <= size:
+      raise ValueError(f"batch_size={batch_size} must be in 1..{size} (the number of examples)")
+    self.size, self.batch_size, self.seed = size, batch_size, seed
+    self.steps_per_epoch = size // batch_size
+
+  def __call__(self, step: int) -> np.ndarray:
+    epoch, index = divmod(step, self.steps_per_epoch)
+    order = np.random.default_rng([self.seed, epoch]).permutation(self.size)
+    ids = order[index * self.batch_size:(index + 1) * self.batch_size]
+    share = len(ids) // jax.process_count()
+    return ids[jax.process_index() * share:(jax.process_index() + 1) * share]
+
+
 def train_seconds(workdir) -> float:
   """Seconds spent stepping, summed over the run's sessions (evaluation and saving left out)."""
   total, last_step = 0.0, 0

@@ -139,3 +139,15 @@ def test_params_export_round_trip(tmp_path):
   loaded = trainer.load_params(tmp_path / "params", like)
   for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(loaded)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_epoch_shuffle_visits_every_example_once_an_epoch_and_is_pure():
+  shuffle = trainer.EpochShuffle(size=10, batch_size=3, seed=5)
+  assert shuffle.steps_per_epoch == 3
+  first = np.concatenate([shuffle(step) for step in range(3)])
+  assert len(set(first.tolist())) == 9  # one left out of the epoch
+  second = np.concatenate([shuffle(step) for step in range(3, 6)])
+  assert not np.array_equal(first, second)  # reshuffled
+  np.testing.assert_array_equal(shuffle(4), trainer.EpochShuffle(10, 3, 5)(4))
+  with pytest.raises(ValueError, match="batch_size=11"):
+    trainer.EpochShuffle(size=10, batch_size=11, seed=0)
