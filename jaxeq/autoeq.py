@@ -33,7 +33,7 @@ MAX_AMOUNT = 2.0
 @dataclasses.dataclass(frozen=True)
 class Analysis:
   """What AutoEQ found: every curve is 256 dB values on `jaxeq.FREQS`."""
-  instrument: str | None  # None when a reference track set the target
+  instrument: str | None  # None when a reference track (or a given curve) set the target
   probabilities: Mapping[str, float] | None  # None when the classifier was not asked
   spectrum: np.ndarray  # the input's long-term spectrum
   target: np.ndarray  # zero-mean target
@@ -54,6 +54,11 @@ class Analysis:
             "eq": self.eq.to_dict(), "freqs_hz": FREQS.tolist(),
             **{name: np.round(getattr(self, name), 3).tolist()
                for name in ("spectrum", "target", "difference")}}
+
+
+def reference_target(reference, sample_rate: int) -> np.ndarray:
+  """A reference track's zero-mean long-term spectrum: the target for matching to it."""
+  return np.asarray(zero_centre(long_term_spectrum(reference, sample_rate)))
 
 
 class AutoEQ:
@@ -78,28 +83,32 @@ class AutoEQ:
     return cls(load_classifier(classifier), network, load_targets(targets))
 
   def analyze(self, audio, sample_rate: int, instrument: str | None = None,
-              reference=None, reference_rate: int | None = None) -> Analysis:
+              reference=None, reference_rate: int | None = None, target=None) -> Analysis:
     """Classify (unless `instrument` is given), compare with the target, predict the EQ.
 
     `reference` (audio at `reference_rate`, default `sample_rate`) replaces the target with
-    that track's spectrum: matching one track to another.
+    that track's spectrum: matching one track to another. `target` (256 dB values on
+    `jaxeq.FREQS`, e.g. from `reference_target`) does the same for a curve already at hand.
     """
     audio = check_audio(audio, sample_rate)
     spectrum = long_term_spectrum(audio, sample_rate)
     probabilities = None
     if reference is not None:
-      target = np.asarray(zero_centre(long_term_spectrum(reference, reference_rate or sample_rate)))
-    else:
+      target = reference_target(reference, reference_rate or sample_rate)
+    if target is None:
       if instrument is None:
         probabilities = self.classifier.predict(audio, sample_rate)
         instrument = max(probabilities, key=probabilities.get)
       target = self.targets.target(instrument)
+    else:
+      target, instrument = np.asarray(zero_centre(target)), None
     diff = np.asarray(difference(target, spectrum))
     eq, = self.matcher.predict(diff)
     return Analysis(instrument, probabilities, spectrum, target, diff, eq)
 
   def process(self, audio, sample_rate: int, amount: float = 1.0, instrument: str | None = None,
-              reference=None, reference_rate: int | None = None) -> tuple[np.ndarray, Analysis]:
+              reference=None, reference_rate: int | None = None,
+              target=None) -> tuple[np.ndarray, Analysis]:
     """`(processed, analysis)`: the EQ applied with its gains scaled by `amount` (0–2), the
     result loudness-matched to the input (BS.1770) and kept below clipping."""
     if not 0.0 <= amount <= MAX_AMOUNT:
@@ -109,7 +118,7 @@ class AutoEQ:
     # the output's K-weighted signal is the EQ'd K-weighted input: no need to wait for it.
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
       weighted = pool.submit(filter_channels, audio, sample_rate, K_WEIGHTING)
-      analysis = self.analyze(audio, sample_rate, instrument, reference, reference_rate)
+      analysis = self.analyze(audio, sample_rate, instrument, reference, reference_rate, target)
       eq = EQ(dataclasses.replace(b, gain_db=b.gain_db * amount) for b in analysis.eq.bands)
 
       def loudness_before_and_after():

@@ -90,11 +90,11 @@ def _auto_eq(args):
 
 
 def _reference(args) -> dict:
-  """`AutoEQ` keyword arguments for `--reference`."""
+  """`AutoEQ` keyword arguments for `--reference`: its target, computed once for all tracks."""
   if args.reference is None:
     return {}
-  audio, rate = load_audio(args.reference)
-  return {"reference": audio, "reference_rate": rate}
+  from jaxeq.autoeq import reference_target
+  return {"target": reference_target(*load_audio(args.reference))}
 
 
 def process_command(args) -> int:
