@@ -14,13 +14,15 @@ $(VENV)/.installed: $(BIN)/activate setup.cfg pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test,data]'
 	touch $@
 
-# FluidSynth and the FluidR3_GM bank render the dataset (data_prep/). Installed from Debian
-# where apt-get exists and they are missing (CI runs as root); see README.md for macOS.
+# FluidSynth and the FluidR3_GM and MuseScore_General banks render the dataset (data_prep/).
+# Installed from Debian where apt-get exists and they are missing (CI runs as root); see
+# README.md for macOS.
+DEBIAN_PACKAGES := fluidsynth fluid-soundfont-gm musescore-general-soundfont-small
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 system-deps:
-	@if command -v apt-get >/dev/null && ! dpkg -s fluidsynth fluid-soundfont-gm >/dev/null 2>&1; then \
+	@if command -v apt-get >/dev/null && ! dpkg -s $(DEBIAN_PACKAGES) >/dev/null 2>&1; then \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
-	    --no-install-recommends fluidsynth fluid-soundfont-gm; fi
+	    --no-install-recommends $(DEBIAN_PACKAGES); fi
 
 test: system-deps $(VENV)/.installed
 	$(BIN)/python -m pytest -q

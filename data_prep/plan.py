@@ -1,9 +1,11 @@
 """What a rendered dataset holds: its sizes, and every clip's class, split, bank and seed.
 
 The plan is a pure function of the size and the seed, so any machine (or any shard of a
-cluster job array) agrees on it. Splits: `train` and `validation` play through FluidR3_GM;
-`test` through a bank the models never hear in training (TimGM6mb). A `reference` subset of
-`train` is rendered clean, for the target spectra; every other clip is coloured.
+cluster job array) agrees on it. Splits: `train` and `validation` play through two banks in
+turn, FluidR3_GM and MuseScore_General, so that what the models learn of an instrument is not
+one bank's samples; `test` plays through a bank the models never hear in training (TimGM6mb).
+A `reference` subset of `train` is rendered clean, for the target spectra; every other clip is
+coloured.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ import numpy as np
 from jaxeq.classes import CLASSES, class_info
 
 SPLITS = ("train", "validation", "test")
-BANKS = {"train": "FluidR3_GM", "validation": "FluidR3_GM", "test": "TimGM6mb"}
+TRAINING_BANKS = ("FluidR3_GM", "MuseScore_General")
+# Clip k of a kind plays through BANKS[split][k % len(BANKS[split])].
+BANKS = {"train": TRAINING_BANKS, "validation": TRAINING_BANKS, "test": ("TimGM6mb",)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,7 +42,7 @@ SIZES = {
     "default": Size(clip_seconds=6.0, reference=4, train=10, validation=3, test=3),
     # What the shipped classifier and target bank were trained on (about 25 min to render
     # and featurize on 2 cores): the largest that fitted a session without a GPU.
-    "medium": Size(clip_seconds=6.0, reference=10, train=80, validation=10, test=10),
+    "medium": Size(clip_seconds=6.0, reference=10, train=150, validation=10, test=20),
     # 35 × 1,286 = 45,010 clips, the size of the paper's classifier set.
     "paper": Size(clip_seconds=6.0, reference=40, train=1000, validation=125, test=121),
 }
@@ -87,7 +91,7 @@ def plan(size: str, seed: int, classes: Sequence[str] | None = None) -> list[Cli
           entropy = [seed, class_info(name).index, code, k]
           clip_seed = np.random.SeedSequence(entropy).generate_state(1)[0]
           clips.append(ClipSpec(clip_id=f"{name}_{kind}_{k:05d}", class_name=name, split=split,
-                                bank=BANKS[split], reference=kind == "reference",
+                                bank=BANKS[split][k % len(BANKS[split])], reference=kind == "reference",
                                 seed=int(clip_seed), seconds=spec.clip_seconds))
   return clips
 

@@ -32,7 +32,8 @@ from jaxeq.atomic import write_text_atomically
 from jaxeq.eq import EQ
 from jaxeq.processing import apply_eq
 
-DATASET_FORMAT = "jaxeq.dataset/1"
+# 2: the training splits alternate between two banks (1 had FluidR3_GM alone).
+DATASET_FORMAT = "jaxeq.dataset/2"
 # Clips are stored at a random peak level in this range (dBFS): levels vary, nothing clips.
 PEAK_DBFS = (-18.0, -3.0)
 
@@ -97,9 +98,11 @@ def _claim(out: Path, args, banks: dict[str, str], command: str) -> None:
   info_path = out / "dataset.json"
   if info_path.is_file():
     info = json.loads(info_path.read_text(encoding="utf-8"))
-    if (info.get("size"), info.get("seed")) != (args.size, args.seed):
+    if (info.get("format"), info.get("size"), info.get("seed")) != (DATASET_FORMAT, args.size,
+                                                                     args.seed):
       raise ValueError(f"{out} holds the {info.get('size')!r} dataset with seed "
-                       f"{info.get('seed')}: render {args.size!r} with seed {args.seed} elsewhere")
+                       f"{info.get('seed')} in format {info.get('format')!r}: render "
+                       f"{args.size!r} with seed {args.seed} ({DATASET_FORMAT}) elsewhere")
     return
   out.mkdir(parents=True, exist_ok=True)
   size = plan.get_size(args.size)
@@ -108,7 +111,7 @@ def _claim(out: Path, args, banks: dict[str, str], command: str) -> None:
       "clip_seconds": size.clip_seconds, "clips_per_class": {
           "reference": size.reference, "train": size.train, "validation": size.validation,
           "test": size.test},
-      "banks": {split: plan.BANKS[split] for split in plan.SPLITS}, "bank_files": banks,
+      "banks": {split: list(plan.BANKS[split]) for split in plan.SPLITS}, "bank_files": banks,
       "sample_rate": SAMPLE_RATE, "jaxeq_version": jaxeq.__version__,
       "command": command,
   }

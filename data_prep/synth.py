@@ -1,6 +1,7 @@
 """General-MIDI sample banks played by FluidSynth (through pyfluidsynth).
 
-Banks are found by name: FluidR3_GM (Debian `fluid-soundfont-gm`) and TimGM6mb (inside the
+Banks are found by name: FluidR3_GM (Debian `fluid-soundfont-gm`), MuseScore_General (Debian
+`musescore-general-soundfont-small`, a compressed `.sf3`) and TimGM6mb (inside the
 `pretty_midi` package). A folder named by `$JAXEQ_SOUNDFONTS` is searched first, for other
 systems. Reverb and chorus are off: the tracks are dry, as close-miked recordings are.
 """
@@ -16,13 +17,17 @@ import numpy as np
 from data_prep.material import Material
 
 SAMPLE_RATE = 44100
-BANK_FILES = {"FluidR3_GM": "FluidR3_GM.sf2", "TimGM6mb": "TimGM6mb.sf2"}
-_SYSTEM_DIRS = ("/usr/share/sounds/sf2", "/usr/share/soundfonts", "/usr/local/share/soundfonts",
+BANK_FILES = {"FluidR3_GM": "FluidR3_GM.sf2", "MuseScore_General": "MuseScore_General.sf3",
+              "TimGM6mb": "TimGM6mb.sf2"}
+_SYSTEM_DIRS = ("/usr/share/sounds/sf2", "/usr/share/sounds/sf3", "/usr/share/soundfonts", "/usr/local/share/soundfonts",
                 "/opt/homebrew/share/soundfonts", "~/.local/share/soundfonts")
 _INSTALL_HINT = {
     "FluidR3_GM": "install the Debian/Ubuntu package fluid-soundfont-gm (apt-get install "
                   "fluid-soundfont-gm), or put FluidR3_GM.sf2 in a folder named by "
                   "$JAXEQ_SOUNDFONTS",
+    "MuseScore_General": "install the Debian/Ubuntu package musescore-general-soundfont-small "
+                         "(apt-get install musescore-general-soundfont-small), or put "
+                         "MuseScore_General.sf3 in a folder named by $JAXEQ_SOUNDFONTS",
     "TimGM6mb": "reinstall pretty_midi (pip install -e '.[data]'), which ships it",
 }
 # Rendering runs in blocks of this many frames between MIDI events at most.

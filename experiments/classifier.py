@@ -7,7 +7,7 @@
 
 The dataset in `config.data_dir` is rendered and featurized first when absent (or point
 `data_dir` at your own ingested data). Writes to the workdir: checkpoints, metrics, the
-evaluation on the held-out split of the training bank (`validation`) and on the unseen bank
+evaluation on the held-out split of the training banks (`validation`) and on the unseen bank
 (`test`) — `evaluation.json`, `evaluation.md`, `confusion_validation.png`,
 `confusion_test.png` — and the target bank built from the clean reference clips
 (`targets.npz`, `targets.png`). `--export=DIR` writes `DIR/classifier/` (with its model card)
@@ -144,7 +144,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
   if jax.process_index() == 0:
     _write_results(workdir, config, results, bank)
   print(f"best checkpoint (step {step}): accuracy {results['validation']['accuracy']:.1%} on the "
-        f"training bank's held-out clips, {results['test']['accuracy']:.1%} on the unseen bank")
+        f"training banks' held-out clips, {results['test']['accuracy']:.1%} on the unseen bank")
   return results
 
 
@@ -152,7 +152,7 @@ def _write_results(workdir: Path, config, results: dict, bank) -> None:
   write_text_atomically(workdir / "evaluation.json", json.dumps(results, indent=1) + "\n")
   write_text_atomically(workdir / "evaluation.md", evaluation_markdown(results))
   write_text_atomically(workdir / "config.json", config.to_json_best_effort(indent=2) + "\n")
-  for name, title in (("validation", "held-out clips, training bank (FluidR3_GM)"),
+  for name, title in (("validation", "held-out clips, training banks"),
                       ("test", "unseen bank (TimGM6mb)")):
     metrics = results[name]
     plots.plot_confusion(np.array(metrics["confusion"]), CLASSES, workdir / f"confusion_{name}.png",
@@ -165,7 +165,7 @@ def _write_results(workdir: Path, config, results: dict, bank) -> None:
 def evaluation_markdown(results: dict) -> str:
   val, test = results["validation"], results["test"]
   lines = ["| split | clips | accuracy | top-3 accuracy |", "|---|---|---|---|",
-           f"| held-out, training bank | {val['clips']} | {val['accuracy']:.1%} | "
+           f"| held-out, training banks | {val['clips']} | {val['accuracy']:.1%} | "
            f"{val['top3_accuracy']:.1%} |",
            f"| unseen bank | {test['clips']} | {test['accuracy']:.1%} | {test['top3_accuracy']:.1%} |",
            "", "| class | held-out | unseen bank |", "|---|---|---|"]

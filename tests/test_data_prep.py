@@ -50,10 +50,40 @@ def test_sizes_plan_every_class_and_split_and_the_paper_size():
   assert {(c.class_name, c.split) for c in smoke} == {
       (name, split) for name in jaxeq.CLASSES for split in plan.SPLITS}
   assert {c.bank for c in smoke if c.split == "test"} == {"TimGM6mb"}
-  assert {c.bank for c in smoke if c.split != "test"} == {"FluidR3_GM"}
   assert len(plan.plan("paper", 0)) == 45010
   assert plan.plan("default", 3) == plan.plan("default", 3)
   assert plan.plan("default", 3) != plan.plan("default", 4)
+
+
+def test_training_splits_alternate_banks_evenly_and_the_test_bank_is_never_trained_on():
+  clips = plan.plan("default", 0)
+  for name in ("violin", "snare"):
+    for split in ("train", "validation"):
+      for reference in (True, False):
+        kind = [c.bank for c in clips
+                if (c.class_name, c.split, c.reference) == (name, split, reference)]
+        if kind:
+          counts = [kind.count(bank) for bank in plan.TRAINING_BANKS]
+          assert max(counts) - min(counts) <= 1, (name, split, reference, counts)
+  assert {c.bank for c in clips if c.split == "test"} == {"TimGM6mb"}
+  assert "TimGM6mb" not in plan.TRAINING_BANKS
+
+
+def test_every_bank_renders_an_instrument_in_its_own_timbre():
+  from data_prep.synth import Renderer
+  renderer = Renderer()
+  material = make_material("violin", np.random.default_rng(0), 2.0)
+  spectra = {}
+  for bank in (*plan.TRAINING_BANKS, "TimGM6mb"):
+    audio, program = renderer.render(material, bank, 2.0)
+    assert program == material.program and np.all(np.isfinite(audio))
+    assert np.sqrt(np.mean(audio ** 2)) > 1e-4, bank
+    spectra[bank] = jaxeq.long_term_spectrum(audio, 44100)
+  banks = list(spectra)
+  for i, a in enumerate(banks):
+    for b in banks[i + 1:]:  # the same notes, different samples: spectra differ by decibels
+      difference = (spectra[a] - spectra[a].mean()) - (spectra[b] - spectra[b].mean())
+      assert np.mean(np.abs(difference)) > 1.0, (a, b)
 
 
 def test_a_subset_of_classes_plans_the_same_clips_as_the_whole():
@@ -91,6 +121,8 @@ def test_a_missing_bank_says_what_to_install(monkeypatch):
   monkeypatch.delenv("JAXEQ_SOUNDFONTS", raising=False)
   with pytest.raises(SetupError, match="apt-get install fluid-soundfont-gm"):
     find_bank("FluidR3_GM")
+  with pytest.raises(SetupError, match="apt-get install musescore-general-soundfont-small"):
+    find_bank("MuseScore_General")
   assert find_bank("TimGM6mb").is_file()  # ships inside pretty_midi
 
 
