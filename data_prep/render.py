@@ -1,6 +1,6 @@
 """Render the instrument-track dataset with FluidSynth (DESIGN.md §3).
 
-    python -m data_prep.render --size smoke|default|paper --out DIR [--seed 0] [--workers N]
+    python -m data_prep.render --size smoke|default|medium|paper --out DIR [--seed 0] [--workers N]
         [--num-shards N --shard-index I] [--classes kick,snare,...]
 
 Writes `DIR/audio/SPLIT/CLASS/*.flac` (44.1 kHz mono), `DIR/manifest.csv` and

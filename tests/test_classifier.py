@@ -90,6 +90,13 @@ def test_augmentations():
   coloured = augment.augment_windows(key, windows, _only(eq=1.0)) - windows
   np.testing.assert_allclose(coloured, jnp.broadcast_to(coloured[:, :1], coloured.shape), atol=1e-3)
   assert float(jnp.std(coloured[:, 0])) > 0.1
+  # Its gains are uniform in +-eq_max_db, not weighted toward small ones: most colourations
+  # move some frequency by more than half of eq_max_db.
+  many = jnp.asarray(rng.normal(-50, 10, (64, 2, 256)), jnp.float32)
+  config = _only(eq=1.0)
+  peaks = jnp.max(jnp.abs(augment.augment_windows(key, many, config) - many), axis=(1, 2))
+  assert float(jnp.mean(peaks > config.eq_max_db / 2)) > 0.6
+  assert float(jnp.max(peaks)) <= 4 * config.eq_max_db + 0.1  # at most all four bands add up
   # Gain shifts a window by one constant; a time shift permutes frames.
   gained = augment.augment_windows(key, windows, _only(gain=12.0)) - windows
   np.testing.assert_allclose(gained, jnp.broadcast_to(gained[:, :1, :1], gained.shape), atol=1e-3)
