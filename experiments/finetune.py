@@ -49,18 +49,26 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   config.targets = ""  # "" for the shipped target bank, or a bank .npz
   config.base = ml_collections.ConfigDict({"mlp": "mlp", "cnn": "cnn"})  # matchers to start from
   config.batch_size = 64
-  config.num_epochs = 60
-  config.learning_rate = 2e-4
+  # Fine-tuning keeps improving on held-out curves for hundreds of epochs: with colouration
+  # and other targets every batch is new (medium data, validation MAE: 60 epochs 1.233 dB,
+  # 150 epochs 1.205, 400 epochs 1.184).
+  config.num_epochs = 1000
+  config.learning_rate = 1e-3
   config.warmup_steps = 20
   # Each training curve is re-made every step with a random recording-chain colouration of
   # its spectrum (a paper4 EQ with gains within ±colouration_db), so a few hundred clips
   # stand for many recordings.
   config.colouration_db = 6.0
+  # At inference a curve's target is not always its own instrument's: the classifier errs,
+  # a user names another instrument, or matches to a reference track. With this probability
+  # a training clip is paired with another target: half the time another class's, half the
+  # time another clip's spectrum (as `reference=` does).
+  config.other_target_probability = 0.5
   config.floor_starts = 8
   config.floor_steps = 500
   config.best_metric = "mae_db"
-  config.eval_every = config.checkpoint_every = 50
-  config.log_every = 10
+  config.eval_every = config.checkpoint_every = 500
+  config.log_every = 100
   if variant == "smoke":
     config.data_dir = "data/smoke"
     config.data_size = "smoke"
@@ -93,16 +101,33 @@ def real_curves(split: dataset.Split, classifier, bank) -> Curves:
 
 
 class CurveStream:
-  """`stream(step)`: a shuffled batch of training clips' spectra and targets."""
+  """`stream(step)`: a shuffled batch of training clips' spectra and targets, a share of them
+  paired with another target (`other_target_probability`) drawn from `bank_curves` or from
+  other clips' spectra."""
 
-  def __init__(self, data: Curves, batch_size: int, seed: int):
-    self.data = data
+  def __init__(self, data: Curves, bank_curves: np.ndarray, batch_size: int, seed: int,
+               other_target_probability: float = 0.0):
+    if not 0.0 <= other_target_probability <= 1.0:
+      raise ValueError(f"other_target_probability={other_target_probability!r}: expected a "
+                       "probability, 0 to 1")
+    self.data, self.bank_curves = data, bank_curves
     self.shuffle = trainer.EpochShuffle(len(data.curves), batch_size, seed)
     self.steps_per_epoch = self.shuffle.steps_per_epoch
+    self.seed, self.other_target_probability = seed, other_target_probability
 
   def __call__(self, step: int) -> dict:
     ids = self.shuffle(step)
-    return {"spectrum": self.data.spectra[ids], "target": self.data.targets[ids]}
+    target = self.data.targets[ids].copy()
+    if self.other_target_probability > 0:
+      rng = np.random.default_rng([self.seed, step])  # a function of the step: resumable
+      other = rng.random(len(ids)) < self.other_target_probability
+      from_bank = other & (rng.random(len(ids)) < 0.5)
+      from_clip = other & ~from_bank
+      bank_rows = rng.integers(len(self.bank_curves), size=from_bank.sum())
+      clip_rows = rng.integers(len(self.data.spectra), size=from_clip.sum())
+      target[from_bank] = self.bank_curves[bank_rows]
+      target[from_clip] = self.data.spectra[clip_rows]
+    return {"spectrum": self.data.spectra[ids], "target": target}
 
 
 def make_loss_fn(matcher: Matcher, colouration_db: float):
@@ -124,9 +149,11 @@ def mae(matcher: Matcher, curves: np.ndarray) -> np.ndarray:
   return np.asarray(losses.response_mae(matcher.layout, matcher.predict_unit(curves), curves))
 
 
-def finetune(config, workdir: Path, name: str, base: Matcher, train: Curves, val: Curves) -> Matcher:
+def finetune(config, workdir: Path, name: str, base: Matcher, train: Curves, val: Curves,
+             bank_curves: np.ndarray) -> Matcher:
   """The base matcher fine-tuned on `train` (resuming from `workdir`), best by validation."""
-  stream = CurveStream(train, config.batch_size, config.seed)
+  stream = CurveStream(train, bank_curves, config.batch_size, config.seed,
+                       config.other_target_probability)
   config = config.copy_and_resolve_references()
   with config.unlocked():
     config.num_steps = config.num_epochs * stream.steps_per_epoch
@@ -155,7 +182,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
             for name in dataset.SPLITS}
   base = {name: load_matcher(config.base[name]) for name in MODELS}
   tuned = {name: finetune(config, workdir / name, name, base[name], splits["train"],
-                          splits["validation"]) for name in MODELS}
+                          splits["validation"], bank.curves) for name in MODELS}
   test = splits["test"]
   layout = base["cnn"].layout
   floor_unit, floor_mae = fitting.fit_curves(layout, test.curves, config.floor_starts,
@@ -232,7 +259,8 @@ The shipped base CNN (synthetic stage), fine-tuned with the L1 spectral loss on 
 curves built as at inference (classifier → target bank → difference) from rendered tracks.
 
 - command: `{command}`
-- data: {data}; {train} training clips, each re-coloured at random every step
+- data: {data}; {train} training clips, each re-coloured at random every step and half of
+  them paired with another target (another instrument's, or another clip's spectrum)
 - checkpoint: best by validation MAE (step {step}); {seconds} s of stepping on {machine}
 - parameters only: `params/` (orbax); model and layout in `config.json`
 

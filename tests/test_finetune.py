@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 
 import jaxeq
 from experiments import finetune
@@ -34,3 +35,30 @@ def test_smoke_run_writes_the_comparison_and_exports_a_matcher(tmp_path, smoke_d
   tuned = jaxeq.load_matcher(str(tmp_path / "cnn_finetuned"))
   assert tuned.layout.name == "paper4" and len(tuned.predict(np.zeros(256))[0].bands) == 4
   assert "fine-tuned" in (tmp_path / "cnn_finetuned" / "MODEL_CARD.md").read_text()
+
+
+def test_a_share_of_training_clips_is_paired_with_another_target():
+  rng = np.random.default_rng(0)
+  spectra = rng.normal(0, 6, (200, 256)).astype(np.float32)
+  own = rng.normal(0, 6, (200, 256)).astype(np.float32)
+  bank = rng.normal(0, 6, (35, 256)).astype(np.float32)
+  labels = np.zeros(200, np.int32)
+  data = finetune.Curves(spectra, own, own, labels, labels)
+  stream = finetune.CurveStream(data, bank, batch_size=100, seed=3, other_target_probability=0.5)
+  batch = stream(7)
+  np.testing.assert_array_equal(batch["target"], stream(7)["target"])  # a function of the step
+
+  def found_in(rows, candidates):
+    return (rows[:, None, :] == candidates[None]).all(-1).any(-1)
+
+  mine = found_in(batch["target"], own)
+  from_bank = found_in(batch["target"], bank)
+  from_clip = found_in(batch["target"], spectra)
+  assert np.all(mine | from_bank | from_clip)
+  assert 0.3 < np.mean(~mine) < 0.7 and from_bank.any() and from_clip.any()
+  # Every spectrum keeps its own target unless it was paired with another.
+  unchanged = finetune.CurveStream(data, bank, batch_size=100, seed=3)(7)
+  np.testing.assert_array_equal(batch["spectrum"], unchanged["spectrum"])
+  assert found_in(unchanged["target"], own).all()
+  with pytest.raises(ValueError, match="other_target_probability=1.5"):
+    finetune.CurveStream(data, bank, batch_size=100, seed=3, other_target_probability=1.5)
