@@ -40,7 +40,7 @@ class Size:
 SIZES = {
     "smoke": Size(clip_seconds=2.0, reference=1, train=1, validation=1, test=1),
     "default": Size(clip_seconds=6.0, reference=4, train=10, validation=3, test=3),
-    # What the shipped classifier and target bank were trained on (about 25 min to render
+    # What the shipped classifier and target bank were trained on (about 11 min to render
     # and featurize on 2 cores): the largest that fitted a session without a GPU.
     "medium": Size(clip_seconds=6.0, reference=10, train=150, validation=10, test=20),
     # 35 × 1,286 = 45,010 clips, the size of the paper's classifier set.
@@ -90,8 +90,9 @@ def plan(size: str, seed: int, classes: Sequence[str] | None = None) -> list[Cli
         if k < count:
           entropy = [seed, class_info(name).index, code, k]
           clip_seed = np.random.SeedSequence(entropy).generate_state(1)[0]
+          banks = BANKS[split]
           clips.append(ClipSpec(clip_id=f"{name}_{kind}_{k:05d}", class_name=name, split=split,
-                                bank=BANKS[split][k % len(BANKS[split])], reference=kind == "reference",
+                                bank=banks[k % len(banks)], reference=kind == "reference",
                                 seed=int(clip_seed), seconds=spec.clip_seconds))
   return clips
 

@@ -19,8 +19,9 @@ from data_prep.material import Material
 SAMPLE_RATE = 44100
 BANK_FILES = {"FluidR3_GM": "FluidR3_GM.sf2", "MuseScore_General": "MuseScore_General.sf3",
               "TimGM6mb": "TimGM6mb.sf2"}
-_SYSTEM_DIRS = ("/usr/share/sounds/sf2", "/usr/share/sounds/sf3", "/usr/share/soundfonts", "/usr/local/share/soundfonts",
-                "/opt/homebrew/share/soundfonts", "~/.local/share/soundfonts")
+_SYSTEM_DIRS = ("/usr/share/sounds/sf2", "/usr/share/sounds/sf3", "/usr/share/soundfonts",
+                "/usr/local/share/soundfonts", "/opt/homebrew/share/soundfonts",
+                "~/.local/share/soundfonts")
 _INSTALL_HINT = {
     "FluidR3_GM": "install the Debian/Ubuntu package fluid-soundfont-gm (apt-get install "
                   "fluid-soundfont-gm), or put FluidR3_GM.sf2 in a folder named by "

@@ -60,10 +60,10 @@ def test_training_splits_alternate_banks_evenly_and_the_test_bank_is_never_train
   for name in ("violin", "snare"):
     for split in ("train", "validation"):
       for reference in (True, False):
-        kind = [c.bank for c in clips
-                if (c.class_name, c.split, c.reference) == (name, split, reference)]
-        if kind:
-          counts = [kind.count(bank) for bank in plan.TRAINING_BANKS]
+        banks = [c.bank for c in clips
+                 if (c.class_name, c.split, c.reference) == (name, split, reference)]
+        if banks:
+          counts = [banks.count(bank) for bank in plan.TRAINING_BANKS]
           assert max(counts) - min(counts) <= 1, (name, split, reference, counts)
   assert {c.bank for c in clips if c.split == "test"} == {"TimGM6mb"}
   assert "TimGM6mb" not in plan.TRAINING_BANKS
