@@ -231,7 +231,7 @@ def results_markdown(results: dict) -> str:
            f"classifier accuracy on them {results['classifier_accuracy_test']:.0%})", "",
            "| method | MAE (dB) | vs MLP, synthetic only | x floor |", "|---|---|---|---|"]
   for name, value in results["mae_db"].items():
-    lines.append(f"| {name} | {value:.3f} | {results['change_vs_mlp_synthetic'][name]:+.1%} | "
+    lines.append(f"| {name} | {value:.3f} | {results['change_vs_mlp_synthetic'][name]:+.2%} | "
                  f"{results['ratio_to_floor'][name]:.2f} |")
   return "\n".join(lines) + "\n"
 
