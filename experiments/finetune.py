@@ -118,7 +118,7 @@ class CurveStream:
 
   def __call__(self, step: int) -> dict:
     ids = self.shuffle(step)
-    target = self.data.targets[ids].copy()
+    target = self.data.targets[ids]  # fancy indexing: already a copy
     if self.other_target_probability > 0:
       rng = np.random.default_rng([self.seed, step])  # a function of the step: resumable
       other = rng.random(len(ids)) < self.other_target_probability
@@ -248,7 +248,8 @@ def export(config, workdir, destination, command: str) -> None:
                            seconds=results["train_seconds"]["cnn"],
                            data=dataset.dataset_info(results["data_dir"]).get("command",
                                                                               results["data_dir"]),
-                           train=results["train_curves"], table=results_markdown(results))
+                           train=results["train_curves"], table=results_markdown(results),
+                           other=config.other_target_probability)
   Matcher(base.model_name, base.layout, params, base.model_kwargs).save(
       destination, card=card, training={"command": command, "step": step, "machine": machine,
                                         "results": results})
@@ -260,8 +261,8 @@ The shipped base CNN (synthetic stage), fine-tuned with the L1 spectral loss on 
 curves built as at inference (classifier → target bank → difference) from rendered tracks.
 
 - command: `{command}`
-- data: {data}; {train} training clips, each re-coloured at random every step and half of
-  them paired with another target (another instrument's, or another clip's spectrum)
+- data: {data}; {train} training clips, each re-coloured at random every step and {other:.0%}
+  of them paired with another target (another instrument's, or another clip's spectrum)
 - checkpoint: best by validation MAE (step {step}); {seconds} s of stepping on {machine}
 - parameters only: `params/` (orbax); model and layout in `config.json`
 
