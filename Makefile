@@ -14,10 +14,12 @@ $(VENV)/.installed: $(BIN)/activate setup.cfg pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test,data]'
 	touch $@
 
-# FluidSynth and the FluidR3_GM and MuseScore_General banks render the dataset (data_prep/).
+# FluidSynth, TiMidity++ and the FluidR3_GM, MuseScore_General and FreePats banks render the
+# dataset (data_prep/).
 # Installed from Debian where apt-get exists and they are missing (CI runs as root); see
 # README.md for macOS.
-DEBIAN_PACKAGES := fluidsynth fluid-soundfont-gm musescore-general-soundfont-small
+DEBIAN_PACKAGES := fluidsynth fluid-soundfont-gm musescore-general-soundfont-small timidity \
+  freepats
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 system-deps:
 	@if command -v apt-get >/dev/null && ! dpkg -s $(DEBIAN_PACKAGES) >/dev/null 2>&1; then \

@@ -13,11 +13,14 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
 from jaxeq.classes import InstrumentClass, class_info
+
+if TYPE_CHECKING:
+  from data_prep.synth import Sounds
 
 
 class Note(NamedTuple):
@@ -99,9 +102,17 @@ _PROGRESSIONS = ((0, 5, 3, 4), (0, 3, 4, 3), (1, 4, 0, 0), (5, 3, 0, 4), (0, 4, 
                  (0, 0, 3, 4), (0, 3, 0, 4), (5, 1, 4, 0))
 
 
-def make_material(class_name: str, rng: np.random.Generator, seconds: float) -> Material:
-  """The notes one clip of `class_name` plays over `seconds`."""
+def make_material(class_name: str, rng: np.random.Generator, seconds: float,
+                  sounds: Sounds | None = None) -> Material:
+  """The notes one clip of `class_name` plays over `seconds`, with the class's GM programs or
+  drum keys (those of them a bank has, where its `sounds` are given)."""
   info = class_info(class_name)
+  if sounds is not None:
+    info = dataclasses.replace(
+        info, gm_programs=tuple(p for p in info.gm_programs if p in sounds.programs),
+        gm_drum_notes=tuple(n for n in info.gm_drum_notes if n in sounds.drum_notes))
+    if not (info.gm_drum_notes if info.is_drum else info.gm_programs):
+      raise ValueError(f"the bank has none of the GM sounds of {class_name}")
   if info.is_drum:
     return _drum_material(info, rng, seconds)
   style = str(rng.choice(STYLES[class_name]))

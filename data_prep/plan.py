@@ -1,9 +1,10 @@
 """What a rendered dataset holds: its sizes, and every clip's class, split, bank and seed.
 
 The plan is a pure function of the size and the seed, so any machine (or any shard of a
-cluster job array) agrees on it. Splits: `train` and `validation` play through two banks in
-turn, FluidR3_GM and MuseScore_General, so that what the models learn of an instrument is not
-one bank's samples; `test` plays through a bank the models never hear in training (TimGM6mb).
+cluster job array) agrees on it. Splits: `train` and `validation` play through three banks in
+turn, FluidR3_GM, MuseScore_General and FreePats (those of them with samples of the class), so
+that what the models learn of an instrument is not one bank's samples; `test` plays through a
+bank the models never hear in training (TimGM6mb).
 A `reference` subset of `train` is rendered clean, for the target spectra; every other clip is
 coloured.
 """
@@ -15,11 +16,12 @@ from typing import Sequence
 
 import numpy as np
 
+from data_prep.synth import plays
 from jaxeq.classes import CLASSES, class_info
 
 SPLITS = ("train", "validation", "test")
-TRAINING_BANKS = ("FluidR3_GM", "MuseScore_General")
-# Clip k of a kind plays through BANKS[split][k % len(BANKS[split])].
+TRAINING_BANKS = ("FluidR3_GM", "MuseScore_General", "FreePats")
+# Clip k of a kind plays through the k % n-th of the n banks of its split that play its class.
 BANKS = {"train": TRAINING_BANKS, "validation": TRAINING_BANKS, "test": ("TimGM6mb",)}
 
 
@@ -90,7 +92,7 @@ def plan(size: str, seed: int, classes: Sequence[str] | None = None) -> list[Cli
         if k < count:
           entropy = [seed, class_info(name).index, code, k]
           clip_seed = np.random.SeedSequence(entropy).generate_state(1)[0]
-          banks = BANKS[split]
+          banks = [bank for bank in BANKS[split] if plays(bank, name)]
           clips.append(ClipSpec(clip_id=f"{name}_{kind}_{k:05d}", class_name=name, split=split,
                                 bank=banks[k % len(banks)], reference=kind == "reference",
                                 seed=int(clip_seed), seconds=spec.clip_seconds))

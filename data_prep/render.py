@@ -1,4 +1,4 @@
-"""Render the instrument-track dataset with FluidSynth (DESIGN.md §3).
+"""Render the instrument-track dataset with FluidSynth and TiMidity++ (DESIGN.md §3).
 
     python -m data_prep.render --size smoke|default|medium|paper --out DIR [--seed 0] [--workers N]
         [--num-shards N --shard-index I] [--classes kick,snare,...]
@@ -27,13 +27,14 @@ import jaxeq
 from data_prep import manifest, plan
 from data_prep.colouration import random_colouration
 from data_prep.material import make_material
-from data_prep.synth import SAMPLE_RATE, Renderer, SetupError, find_bank, import_fluidsynth
+from data_prep.synth import (SOUNDS, SAMPLE_RATE, Renderer, SetupError, find_bank,
+                             import_fluidsynth)
 from jaxeq.atomic import write_text_atomically
 from jaxeq.eq import EQ
 from jaxeq.processing import apply_eq
 
-# 2: the training splits alternate between two banks (1 had FluidR3_GM alone).
-DATASET_FORMAT = "jaxeq.dataset/2"
+# 3: the training splits rotate through three banks (2 had two, 1 FluidR3_GM alone).
+DATASET_FORMAT = "jaxeq.dataset/3"
 # Clips are stored at a random peak level in this range (dBFS): levels vary, nothing clips.
 PEAK_DBFS = (-18.0, -3.0)
 
@@ -136,7 +137,8 @@ def _render_in_worker(job) -> dict | str:
 def render_clip(clip: plan.ClipSpec, out: Path, renderer: Renderer) -> dict:
   """Renders one clip, colours it unless it is a reference clip, and saves it atomically."""
   material_seed, colour_seed, level_seed = np.random.SeedSequence(clip.seed).spawn(3)
-  material = make_material(clip.class_name, np.random.default_rng(material_seed), clip.seconds)
+  material = make_material(clip.class_name, np.random.default_rng(material_seed), clip.seconds,
+                           SOUNDS[clip.bank])
   audio, program = renderer.render(material, clip.bank, clip.seconds)
   eq = EQ([]) if clip.reference else random_colouration(np.random.default_rng(colour_seed))
   if eq.bands:

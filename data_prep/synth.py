@@ -1,27 +1,56 @@
-"""General-MIDI sample banks played by FluidSynth (through pyfluidsynth).
+"""General-MIDI sample banks, played by FluidSynth (through pyfluidsynth) or TiMidity++.
 
 Banks are found by name: FluidR3_GM (Debian `fluid-soundfont-gm`), MuseScore_General (Debian
 `musescore-general-soundfont-small`, a compressed `.sf3`) and TimGM6mb (inside the
-`pretty_midi` package). A folder named by `$JAXEQ_SOUNDFONTS` is searched first, for other
-systems. Reverb and chorus are off: the tracks are dry, as close-miked recordings are.
+`pretty_midi` package), which FluidSynth plays; FreePats (Debian `freepats`, Gravis patches
+that TiMidity++ plays: a second synthesizer as well as other samples). A folder named by
+`$JAXEQ_SOUNDFONTS` is searched first, for other systems. Reverb and chorus are off: the
+tracks are dry, as close-miked recordings are.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
+import shutil
+import subprocess
+import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from data_prep.material import Material
+from jaxeq.classes import class_info
 
 SAMPLE_RATE = 44100
 BANK_FILES = {"FluidR3_GM": "FluidR3_GM.sf2", "MuseScore_General": "MuseScore_General.sf3",
-              "TimGM6mb": "TimGM6mb.sf2"}
+              "TimGM6mb": "TimGM6mb.sf2", "FreePats": "freepats.cfg"}
 _SYSTEM_DIRS = ("/usr/share/sounds/sf2", "/usr/share/sounds/sf3", "/usr/share/soundfonts",
                 "/usr/local/share/soundfonts", "/opt/homebrew/share/soundfonts",
-                "~/.local/share/soundfonts")
+                "~/.local/share/soundfonts", "/etc/timidity")
+
+
+class Sounds(NamedTuple):
+  """What a bank plays with samples of its own: melodic GM programs and GM percussion keys."""
+  programs: frozenset[int]
+  drum_notes: frozenset[int]
+
+
+_ALL_GM = Sounds(frozenset(range(128)), frozenset(range(128)))
+# FreePats (20060219) has patches for these programs and keys only, less those whose samples
+# TimGM6mb uses too (`python -m benchmarks.bank_overlap` scores them 0.75 or more): xylophone
+# (13), soprano sax (64), oboe (68), English horn (69), pan flute (75), ocarina (79), seashore
+# (122), square click (key 32) and high tom (key 50, TimGM6mb's snare). Playing those in
+# training would let the models hear the unseen bank.
+_FREEPATS = Sounds(
+    programs=frozenset({0, 1, 2, 4, 5, 6, 7, 8, 9, 14, 15, 16, 19, 21, 23, 24, 25, 26, 27, 28,
+                        29, 30, 32, 33, 34, 35, 36, 37, 38, 40, 42, 44, 45, 46, 47, 48, 53, 56, 57,
+                        58, 59, 60, 61, 65, 66, 67, 70, 71, 72, 73, 74, 76, 80, 84, 88, 94, 95, 98,
+                        101, 102, 104, 114, 115, 120, 125}),
+    drum_notes=frozenset({25, 26, 27, 31, *range(33, 50), *range(51, 83), 84}))
+SOUNDS = {"FluidR3_GM": _ALL_GM, "MuseScore_General": _ALL_GM, "TimGM6mb": _ALL_GM,
+          "FreePats": _FREEPATS}
 _INSTALL_HINT = {
     "FluidR3_GM": "install the Debian/Ubuntu package fluid-soundfont-gm (apt-get install "
                   "fluid-soundfont-gm), or put FluidR3_GM.sf2 in a folder named by "
@@ -30,6 +59,9 @@ _INSTALL_HINT = {
                          "(apt-get install musescore-general-soundfont-small), or put "
                          "MuseScore_General.sf3 in a folder named by $JAXEQ_SOUNDFONTS",
     "TimGM6mb": "reinstall pretty_midi (pip install -e '.[data]'), which ships it",
+    "FreePats": "install the Debian/Ubuntu package freepats (apt-get install timidity "
+                "freepats), or put freepats.cfg and the patches it names in a folder named by "
+                "$JAXEQ_SOUNDFONTS",
 }
 # Rendering runs in blocks of this many frames between MIDI events at most.
 _BLOCK = 4096
@@ -53,6 +85,8 @@ def find_bank(name: str) -> Path:
   for d in dirs:
     path = Path(d).expanduser() / BANK_FILES[name]
     if path.is_file():
+      if path.suffix == ".cfg":
+        _timidity()  # the bank is of no use without its player
       return path
   raise SetupError(f"sample bank {BANK_FILES[name]} not found: {_INSTALL_HINT[name]}")
 
@@ -69,8 +103,17 @@ def import_fluidsynth():
   return fluidsynth
 
 
+def plays(bank: str, class_name: str) -> bool:
+  """Whether `bank` has samples of its own for some GM program (or drum key) of the class."""
+  info = class_info(class_name)
+  if info.is_drum:
+    return bool(SOUNDS[bank].drum_notes.intersection(info.gm_drum_notes))
+  return bool(SOUNDS[bank].programs.intersection(info.gm_programs))
+
+
 class Renderer:
-  """Renders `Material` to audio with FluidSynth, banks loaded on first use.
+  """Renders `Material` to audio with FluidSynth, banks loaded on first use (TiMidity++ for
+  FreePats).
 
   Every clip gets a fresh synthesizer: FluidSynth's voices carry state from one note to the
   next (at about -55 dB), and a clip's audio should depend on its seed alone. A long-lived
@@ -103,6 +146,17 @@ class Renderer:
 
     A drum kit the bank lacks falls back to its standard kit (0).
     """
+    sounds = SOUNDS[bank]
+    if material.is_drum:
+      missing = sorted({n.pitch for n in material.notes} - sounds.drum_notes)
+      if missing:
+        raise SetupError(f"bank {bank} has no drum key {missing[0]} of its own")
+    elif material.program not in sounds.programs:
+      raise SetupError(f"bank {bank} has no GM program {material.program} of its own")
+    path = find_bank(bank)
+    if path.suffix == ".cfg":
+      program = 0 if material.is_drum else material.program
+      return play_with_timidity(material, path, seconds), program
     synth = self._new_synth()
     try:
       sfid = self._load(synth, bank)
@@ -140,3 +194,41 @@ class Renderer:
       left, right = out[0, begin:], out[1, begin:]
       self._write_float(synth.synth, count, left.ctypes.data, 0, 1, right.ctypes.data, 0, 1)
     return max(start, stop)
+
+
+def _timidity() -> str:
+  """The TiMidity++ executable, or a `SetupError` saying how to install it."""
+  path = shutil.which("timidity")
+  if path is None:
+    raise SetupError("TiMidity++ is not installed: apt-get install timidity (Debian/Ubuntu) or "
+                     "brew install timidity (macOS)")
+  return path
+
+
+def play_with_timidity(material: Material, config: Path, seconds: float) -> np.ndarray:
+  """Mono float32 audio of exactly `seconds`: `material` played by TiMidity++ with the patches
+  `config` names (its standard drum kit for drums)."""
+  import pretty_midi
+  timidity = _timidity()
+  midi = pretty_midi.PrettyMIDI(resolution=960)  # 1 ms steps at the default 120 bpm
+  track = pretty_midi.Instrument(program=0 if material.is_drum else material.program,
+                                 is_drum=material.is_drum)
+  track.notes = [pretty_midi.Note(n.velocity, n.pitch, n.start, n.end) for n in material.notes]
+  track.control_changes = [pretty_midi.ControlChange(c.number, c.value, c.time)
+                           for c in material.controls]
+  midi.instruments.append(track)
+  with tempfile.TemporaryDirectory() as tmp:
+    path = os.path.join(tmp, "clip.mid")
+    midi.write(path)
+    # Raw mono 16-bit output on stdout. TiMidity++ reads the system configuration too, but the
+    # patches `config` maps win over it, and only mapped sounds are played (`SOUNDS`).
+    result = subprocess.run(
+        [timidity, "-c", str(config), "-idq", "-OrMs1", "-s", str(SAMPLE_RATE), "-EFreverb=d",
+         "-EFchorus=d", "-o", "-", path], capture_output=True, check=False)
+  if result.returncode != 0:
+    reason = result.stderr.decode(errors="replace").strip().splitlines() or [result.returncode]
+    raise RuntimeError(f"timidity -c {config} failed: {reason[-1]}")
+  played = np.frombuffer(result.stdout, np.int16).astype(np.float32) / 32768
+  audio = np.zeros(int(round(seconds * SAMPLE_RATE)), np.float32)
+  audio[:len(played)] = played[:len(audio)]
+  return audio
