@@ -42,11 +42,10 @@ def gus_patch_samples(path: Path) -> list[tuple[str, int, np.ndarray]]:
     modes = header[55]  # bit 0: 16-bit, bit 1: unsigned
     raw = data[position + 96:position + 96 + length]
     position += 96 + length
-    dtype = {0: "i1", 1: "<i2", 2: "u1", 3: "<u2"}[modes & 3]
-    pcm = np.frombuffer(raw[:len(raw) // np.dtype(dtype).itemsize * np.dtype(dtype).itemsize],
-                        dtype).astype(np.float64)
+    dtype = np.dtype({0: "i1", 1: "<i2", 2: "u1", 3: "<u2"}[modes & 3])
+    pcm = np.frombuffer(raw[:len(raw) // dtype.itemsize * dtype.itemsize], dtype).astype(float)
     if modes & 2:
-      pcm -= 2.0 ** (8 * np.dtype(dtype).itemsize - 1)
+      pcm -= 2.0 ** (8 * dtype.itemsize - 1)
     samples.append((f"{path.parent.name}/{path.name}", rate, pcm))
   return samples
 
@@ -81,8 +80,7 @@ def main() -> None:
   parser = argparse.ArgumentParser()
   parser.add_argument("--threshold", type=float, default=0.75)
   args = parser.parse_args()
-  patches = find_bank("FreePats").parent
-  config = (patches / "freepats.cfg").read_text(encoding="latin-1")
+  config = find_bank("FreePats").read_text(encoding="latin-1")
   folder = Path(next(line.split()[1] for line in config.splitlines() if line.startswith("dir ")))
   ours = [s for p in sorted(folder.glob("*/*.pat")) for s in gus_patch_samples(p)]
   theirs = soundfont_samples(find_bank("TimGM6mb"))

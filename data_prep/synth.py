@@ -127,19 +127,20 @@ class Renderer:
     self._write_float = ctypes.CDLL(self._fluidsynth.lib).fluid_synth_write_float
     self._write_float.argtypes = [ctypes.c_void_p, ctypes.c_int] + [ctypes.c_void_p, ctypes.c_int,
                                                                      ctypes.c_int] * 2
-    self._banks: dict[str, str] = {}
+    self._banks: dict[str, Path] = {}
 
   def _new_synth(self):
     return self._fluidsynth.Synth(gain=0.2, samplerate=float(SAMPLE_RATE),
                                   **{"synth.reverb.active": 0, "synth.chorus.active": 0})
 
-  def _load(self, synth, bank: str) -> int:
+  def _bank_file(self, bank: str) -> Path:
+    """The bank's file, found once (and a SoundFont loaded into the long-lived synthesizer)."""
     if bank not in self._banks:
-      path = str(find_bank(bank))
-      if self._holder.sfload(path) < 0:
+      path = find_bank(bank)
+      if path.suffix != ".cfg" and self._holder.sfload(str(path)) < 0:
         raise SetupError(f"FluidSynth could not load {path}")
       self._banks[bank] = path
-    return synth.sfload(self._banks[bank])
+    return self._banks[bank]
 
   def render(self, material: Material, bank: str, seconds: float) -> tuple[np.ndarray, int]:
     """`(mono float32 audio of exactly `seconds`, the program or drum kit used)`.
@@ -153,13 +154,13 @@ class Renderer:
         raise SetupError(f"bank {bank} has no drum key {missing[0]} of its own")
     elif material.program not in sounds.programs:
       raise SetupError(f"bank {bank} has no GM program {material.program} of its own")
-    path = find_bank(bank)
+    path = self._bank_file(bank)
     if path.suffix == ".cfg":
       program = 0 if material.is_drum else material.program
       return play_with_timidity(material, path, seconds), program
     synth = self._new_synth()
     try:
-      sfid = self._load(synth, bank)
+      sfid = synth.sfload(str(path))
       channel, bank_number = (9, 128) if material.is_drum else (0, 0)
       program = material.program
       if synth.sfpreset_name(sfid, bank_number, program) is None:
