@@ -21,9 +21,7 @@ goes, so an interrupted run resumes; a split whose info.json matches the manifes
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
-import io
 import json
 import multiprocessing
 import os
@@ -194,12 +192,8 @@ def _assemble(out: Path, rows: list[dict], part_paths: list[str]) -> list[str]:
                       ("window_clip", np.array(window_clip, np.int32))):
     with atomic_path(out / f"{name}.npy", suffix=".npy") as tmp, open(tmp, "wb") as f:
       np.save(f, array)
-  text = io.StringIO()
   columns = list(rows[0]) + ["class_index", "window_start", "window_count"]
-  writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
-  writer.writeheader()
-  writer.writerows(index)
-  write_text_atomically(out / "index.csv", text.getvalue())
+  write_text_atomically(out / "index.csv", manifest.csv_text(columns, index))
   return skipped
 
 

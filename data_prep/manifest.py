@@ -30,11 +30,16 @@ class ManifestError(ValueError):
 
 def write_manifest(path, rows) -> None:
   """Writes `rows` (dicts keyed by `COLUMNS`) atomically."""
+  write_text_atomically(path, csv_text(COLUMNS, rows))
+
+
+def csv_text(columns, rows) -> str:
+  """`rows` (dicts) as CSV text with `columns`, one row a line, that reads back cell for cell."""
   text = io.StringIO()
-  writer = csv.DictWriter(text, fieldnames=COLUMNS, lineterminator="\n", extrasaction="ignore")
+  writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
   writer.writeheader()
-  writer.writerows({c: _cell(row.get(c, "")) for c in COLUMNS} for row in rows)
-  write_text_atomically(path, text.getvalue())
+  writer.writerows({c: _cell(row.get(c, "")) for c in columns} for row in rows)
+  return text.getvalue()
 
 
 def read_manifest(path) -> list[dict[str, str]]:
@@ -100,4 +105,6 @@ def open_journal(path):
 def _cell(value) -> str:
   if isinstance(value, bool):
     return "1" if value else "0"
-  return str(value)
+  # The writer quotes a cell holding "\n" (its line end) but not a lone "\r", which a reader
+  # takes for a line end all the same (a music21 part name held one).
+  return str(value).replace("\r\n", "\n").replace("\r", "\n")

@@ -468,7 +468,8 @@ def corpus_parts(work: str) -> tuple[tuple[str, tuple], ...]:
   for i, part in enumerate(score.parts):
     events = _tied_events(part.flatten().notes)
     if len(events) >= 8:
-      parts.append((part.partName or f"part {i + 1}", tuple(events)))
+      name = " ".join((part.partName or "").split())  # some names hold line breaks
+      parts.append((name or f"part {i + 1}", tuple(events)))
   return tuple(parts)
 
 

@@ -15,8 +15,8 @@ import pytest
 import soundfile as sf
 
 import jaxeq
-from data_prep import features, manifest, plan
-from data_prep.material import make_material
+from data_prep import dataset, features, manifest, plan
+from data_prep.material import corpus_parts, make_material
 from data_prep.synth import SOUNDS, SetupError, find_bank
 import data_prep.synth as synth_module
 
@@ -144,6 +144,11 @@ def test_material_stays_in_the_instrument_range_and_is_deterministic():
       else:
         assert info.pitch_range[0] <= min(pitches) and max(pitches) <= info.pitch_range[1], name
         assert material.program in info.gm_programs
+
+
+def test_corpus_part_names_are_one_line():
+  # This score's third vocal part is named "Tenor\rViola" in the music21 corpus.
+  assert "Tenor Viola" in [name for name, _ in corpus_parts("bach/bwv171.6.mxl")]
 
 
 def test_a_missing_bank_says_what_to_install(monkeypatch):
@@ -322,3 +327,20 @@ def test_features_leave_out_unreadable_clips_and_say_so(smoke, tmp_path):
   index = (tmp_path / "features/train/index.csv").read_text().splitlines()
   assert len(index) == 3 and rows[2]["path"] not in "".join(index)
   assert np.load(tmp_path / "features/train/spectra.npy").shape == (2, 256)
+
+
+def test_a_description_with_a_carriage_return_or_comma_reads_back_intact(smoke, tmp_path):
+  # A music21 part name once held a bare "\r", which split its manifest row in two.
+  rows = [r for r in manifest.read_manifest(smoke) if r["split"] == "train"][:2]
+  for row in rows:
+    (tmp_path / row["path"]).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(smoke / row["path"], tmp_path / row["path"])
+  rows[0] = {**rows[0], "material": "corpus bach/bwv171.6.mxl: Tenor\rViola, solo"}
+  manifest.write_manifest(tmp_path / "manifest.csv", rows)
+  read = manifest.read_manifest(tmp_path)
+  assert [r["path"] for r in read] == [r["path"] for r in rows]
+  assert read[0]["material"] == "corpus bach/bwv171.6.mxl: Tenor\nViola, solo"
+  assert read[1] == rows[1]
+  run("features", tmp_path, "--workers", 1)
+  split = dataset.load_split(tmp_path, "train")
+  assert [r["material"] for r in split.rows] == [r["material"] for r in read]
