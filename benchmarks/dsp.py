@@ -11,8 +11,6 @@ import os
 os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core, before JAX starts threads
 
 import platform  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
@@ -20,34 +18,25 @@ import pedalboard  # noqa: E402
 from scipy import signal  # noqa: E402
 
 import jaxeq  # noqa: E402
+from benchmarks.timing import median_seconds  # noqa: E402
 
 RATE = 44100
 NUM_EQS = 1024
 TRACK_SECONDS = 180
 
 
-def _median_seconds(fn, repeats):
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - start)
-  return statistics.median(times)
-
-
 def bench_responses(repeats=7):
   layout = jaxeq.get_layout("paper4")
   settings = layout.sample(jax.random.key(0), (NUM_EQS,))
   response = jax.jit(lambda s: layout.response_db(s, jaxeq.FREQS, RATE))
-  response(settings).block_until_ready()  # compile
-  t_jax = _median_seconds(lambda: response(settings).block_until_ready(), repeats)
+  t_jax = median_seconds(lambda: response(settings), repeats)
   sos = [eq.to_sos(RATE) for eq in layout.to_eqs(settings)]
 
   def scipy_loop():
     for s in sos:
       signal.sosfreqz(s, worN=jaxeq.FREQS, fs=RATE)
 
-  t_scipy = _median_seconds(scipy_loop, max(3, repeats // 2))
+  t_scipy = median_seconds(scipy_loop, max(3, repeats // 2))
   return t_jax, t_scipy
 
 
@@ -62,8 +51,8 @@ def bench_apply(repeats=5):
       pedalboard.PeakFilter(cutoff_frequency_hz=3000, gain_db=2.0, q=2.0),
       pedalboard.HighShelfFilter(cutoff_frequency_hz=8000, gain_db=2.5, q=1 / np.sqrt(2))])
   planar = np.ascontiguousarray(audio.T)  # pedalboard takes (channels, samples)
-  t_jaxeq = _median_seconds(lambda: jaxeq.apply_eq(audio, RATE, eq), repeats)
-  t_pedalboard = _median_seconds(lambda: board.process(planar, RATE), repeats)
+  t_jaxeq = median_seconds(lambda: jaxeq.apply_eq(audio, RATE, eq), repeats)
+  t_pedalboard = median_seconds(lambda: board.process(planar, RATE), repeats)
   ours, theirs = jaxeq.apply_eq(audio, RATE, eq), board.process(planar, RATE).T
   # Same filters: pedalboard's JUCE biquads agree with ours once both have settled.
   agree_db = 20 * np.log10(np.std(ours[RATE:]) / np.std(theirs[RATE:]))

@@ -13,7 +13,6 @@ too. Prints a Markdown table and writes `benchmarks/matching.json`.
 from __future__ import annotations
 
 import json
-import statistics
 import time
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import optax
 from absl import app, flags
 
 import jaxeq
+from benchmarks.timing import median_seconds
 from experiments import base_train
 from jaxeq import fitting, losses, models, synthetic, trainer
 
@@ -32,17 +32,6 @@ flags.DEFINE_integer("floor_steps", 500, "Adam steps per start")
 flags.DEFINE_integer("train_steps", 100, "timed training steps per model")
 flags.DEFINE_integer("repeats", 5, "timing repeats (the median is reported)")
 FLAGS = flags.FLAGS
-
-
-def timed(fn, repeats: int) -> float:
-  """Median seconds of `fn()` after one warm-up call."""
-  jax.block_until_ready(fn())
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn())
-    times.append(time.perf_counter() - start)
-  return statistics.median(times)
 
 
 def training_speed(name: str, config, steps: int, repeats: int) -> float:
@@ -68,7 +57,7 @@ def training_speed(name: str, config, steps: int, repeats: int) -> float:
       float(metrics["loss"])  # the trainer reads every step's loss (NaN guard)
     return state["step"]
 
-  return steps / timed(run, repeats)
+  return steps / median_seconds(run, repeats)
 
 
 def main(argv) -> None:
@@ -84,7 +73,7 @@ def main(argv) -> None:
     matcher = jaxeq.load_matcher(name)
     unit = np.asarray(matcher.predict_unit(test.curve))
     mae = np.asarray(losses.response_mae(layout, unit, test.curve))
-    seconds = timed(lambda: matcher.predict_unit(test.curve), FLAGS.repeats)
+    seconds = median_seconds(lambda: matcher.predict_unit(test.curve), FLAGS.repeats)
     results[name] = {"mae_db": float(mae.mean()), "mae_db_floor_subset": float(mae[:len(subset)].mean()),
                      "curves_per_s": len(test.curve) / seconds,
                      "train_steps_per_s": training_speed(name, config, FLAGS.train_steps, FLAGS.repeats)}
