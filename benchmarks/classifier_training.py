@@ -17,9 +17,8 @@ import numpy as np
 import optax
 from absl import app, flags
 
-from benchmarks.timing import median_seconds
+from benchmarks.timing import training_steps_per_s
 from experiments import base_train, classifier
-from jaxeq import trainer
 from jaxeq.classes import CLASSES
 from jaxeq.classifier import InstrumentCNN, init_params
 from jaxeq.spectrum import FREQS, WINDOW_FRAMES
@@ -37,24 +36,14 @@ def main(argv) -> None:
   batch_size = FLAGS.batch_size or config.batch_size
   model = InstrumentCNN(len(CLASSES), **config.model_kwargs)
   optimizer = optax.adamw(config.learning_rate, weight_decay=config.weight_decay)
-  parallel = trainer.DataParallel(
-      trainer.make_train_step(classifier.make_loss_fn(model, config), optimizer), "mesh")
-  state = parallel.put_state(trainer.init_state(
-      init_params(model, jax.random.key(0)), optimizer, 0))
   rng = np.random.default_rng(0)
   shape = (batch_size, WINDOW_FRAMES, len(FREQS))
   batches = [{"windows": rng.normal(-40.0, 15.0, shape).astype(np.float32),
               "label": rng.integers(0, len(CLASSES), batch_size).astype(np.int32)}
              for _ in range(4)]
-
-  def run():
-    nonlocal state
-    for step in range(FLAGS.steps):
-      state, metrics = parallel.step(state, parallel.put_batch(batches[step % len(batches)]))
-      float(metrics["loss"])  # the trainer reads every step's loss (NaN guard)
-    return state["step"]
-
-  steps_per_s = FLAGS.steps / median_seconds(run, FLAGS.repeats)
+  steps_per_s = training_steps_per_s(
+      classifier.make_loss_fn(model, config), optimizer, init_params(model, jax.random.key(0)),
+      lambda step: batches[step % len(batches)], FLAGS.steps, FLAGS.repeats)
   result = {"machine": base_train.describe_machine(), "batch_size": batch_size,
             "train_steps_per_s": steps_per_s,
             "windows_per_s": steps_per_s * batch_size,

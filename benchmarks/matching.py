@@ -22,9 +22,9 @@ import optax
 from absl import app, flags
 
 import jaxeq
-from benchmarks.timing import median_seconds
+from benchmarks.timing import median_seconds, training_steps_per_s
 from experiments import base_train
-from jaxeq import fitting, losses, models, synthetic, trainer
+from jaxeq import fitting, losses, models, synthetic
 
 flags.DEFINE_integer("floor_curves", 500, "test curves the optimiser fits")
 flags.DEFINE_integer("floor_starts", 8, "optimiser starts per curve")
@@ -45,19 +45,9 @@ def training_speed(name: str, config, steps: int, repeats: int) -> float:
     return losses.matching_loss(layout, unit, batch.curve, batch.unit,
                                 param_weight=config.param_weight)
 
-  optimizer = optax.adam(config.learning_rate)
-  parallel = trainer.DataParallel(trainer.make_train_step(loss_fn, optimizer), "mesh")
-  state = parallel.put_state(trainer.init_state(
-      models.init_params(model, jax.random.PRNGKey(0)), optimizer, 0))
-
-  def run():
-    nonlocal state
-    for step in range(steps):
-      state, metrics = parallel.step(state, parallel.put_batch(stream(step)))
-      float(metrics["loss"])  # the trainer reads every step's loss (NaN guard)
-    return state["step"]
-
-  return steps / median_seconds(run, repeats)
+  params = models.init_params(model, jax.random.PRNGKey(0))
+  return training_steps_per_s(loss_fn, optax.adam(config.learning_rate), params, stream, steps,
+                              repeats)
 
 
 def main(argv) -> None:
