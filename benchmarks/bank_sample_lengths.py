@@ -32,11 +32,13 @@ def _pdta(data: bytes) -> dict[str, list[bytes]]:
   """The records of the preset-data chunks of a SoundFont, walking its RIFF chunks."""
   position = 12
   while position < len(data):
-    kind, size = data[position:position + 4], struct.unpack("<I", data[position + 4:position + 8])[0]
+    kind = data[position:position + 4]
+    size, = struct.unpack("<I", data[position + 4:position + 8])
     if kind == b"LIST" and data[position + 8:position + 12] == b"pdta":
       records, at = {}, position + 12
       while at < position + 8 + size:
-        name, length = data[at:at + 4].decode(), struct.unpack("<I", data[at + 4:at + 8])[0]
+        name = data[at:at + 4].decode()
+        length, = struct.unpack("<I", data[at + 4:at + 8])
         if name in _PDTA_RECORDS:
           width = _PDTA_RECORDS[name]
           records[name] = [data[at + 8 + k:at + 8 + k + width] for k in range(0, length, width)]
