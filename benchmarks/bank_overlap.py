@@ -50,19 +50,40 @@ def gus_patch_samples(path: Path) -> list[tuple[str, int, np.ndarray]]:
   return samples
 
 
+_PDTA_RECORDS = {"phdr": 38, "pbag": 4, "pgen": 4, "inst": 22, "ibag": 4, "igen": 4, "shdr": 46}
+
+
+def soundfont_records(data: bytes) -> dict[str, list[bytes]]:
+  """Name → records of the preset-data chunks (`phdr`, ..., `shdr`) of a SoundFont, found by
+  walking its RIFF chunks; each list ends with the terminal record."""
+  position = 12
+  while position < len(data):
+    kind = data[position:position + 4]
+    size, = struct.unpack("<I", data[position + 4:position + 8])
+    if kind == b"LIST" and data[position + 8:position + 12] == b"pdta":
+      records, at = {}, position + 12
+      while at < position + 8 + size:
+        name = data[at:at + 4].decode()
+        length, = struct.unpack("<I", data[at + 4:at + 8])
+        if name in _PDTA_RECORDS:
+          width = _PDTA_RECORDS[name]
+          records[name] = [data[at + 8 + k:at + 8 + k + width] for k in range(0, length, width)]
+        at += 8 + length + length % 2
+      return records
+    position += 8 + size + size % 2
+  raise ValueError("no pdta chunk: not a SoundFont 2 file")
+
+
 def soundfont_samples(path: Path) -> list[tuple[str, int, np.ndarray]]:
   """`(name, sample rate, PCM)` of each sample of an uncompressed `.sf2` file."""
   data = path.read_bytes()
   at = data.index(b"smpl")
   size, = struct.unpack("<I", data[at + 4:at + 8])
   pcm = np.frombuffer(data[at + 8:at + 8 + size], "<i2").astype(np.float64)
-  at = data.index(b"shdr")
-  size, = struct.unpack("<I", data[at + 4:at + 8])
-  headers = data[at + 8:at + 8 + size]
   samples = []
-  for k in range(0, len(headers) - 46, 46):  # the last header is the terminal "EOS"
-    name = headers[k:k + 20].split(b"\0")[0].decode("latin-1")
-    start, end, _, _, rate = struct.unpack("<IIIII", headers[k + 20:k + 40])
+  for header in soundfont_records(data)["shdr"][:-1]:  # the last header is the terminal "EOS"
+    name = header[:20].split(b"\0")[0].decode("latin-1")
+    start, end, _, _, rate = struct.unpack("<IIIII", header[20:40])
     samples.append((name, rate, pcm[start:end]))
   return samples
 

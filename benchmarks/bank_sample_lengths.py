@@ -21,36 +21,16 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.bank_overlap import soundfont_records
 from data_prep.synth import find_bank
 from jaxeq.classes import CLASS_INFO
 
-_PDTA_RECORDS = {"phdr": 38, "pbag": 4, "pgen": 4, "inst": 22, "ibag": 4, "igen": 4, "shdr": 46}
 _INSTRUMENT, _SAMPLE_ID = 41, 53  # SoundFont 2 generator numbers
-
-
-def _pdta(data: bytes) -> dict[str, list[bytes]]:
-  """The records of the preset-data chunks of a SoundFont, walking its RIFF chunks."""
-  position = 12
-  while position < len(data):
-    kind = data[position:position + 4]
-    size, = struct.unpack("<I", data[position + 4:position + 8])
-    if kind == b"LIST" and data[position + 8:position + 12] == b"pdta":
-      records, at = {}, position + 12
-      while at < position + 8 + size:
-        name = data[at:at + 4].decode()
-        length, = struct.unpack("<I", data[at + 4:at + 8])
-        if name in _PDTA_RECORDS:
-          width = _PDTA_RECORDS[name]
-          records[name] = [data[at + 8 + k:at + 8 + k + width] for k in range(0, length, width)]
-        at += 8 + length + length % 2
-      return records
-    position += 8 + size + size % 2
-  raise ValueError("no pdta chunk: not a SoundFont 2 file")
 
 
 def program_sample_seconds(path: Path) -> dict[int, list[float]]:
   """GM program (bank 0) → the lengths in seconds of the recordings its preset plays."""
-  pdta = _pdta(path.read_bytes())
+  pdta = soundfont_records(path.read_bytes())
 
   def generators(bags, gens, first, last, operator):
     values = []
