@@ -13,14 +13,11 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
 from jaxeq.classes import InstrumentClass, class_info
-
-if TYPE_CHECKING:
-  from data_prep.synth import Sounds
 
 
 class Note(NamedTuple):
@@ -34,6 +31,14 @@ class Control(NamedTuple):
   time: float  # seconds
   number: int  # MIDI continuous controller
   value: int
+
+
+class Sounds(NamedTuple):
+  """What a sound source plays with recordings of its own: melodic GM programs, GM percussion
+  keys, and (for a source sampled over part of the keyboard) the MIDI notes it covers."""
+  programs: frozenset[int]
+  drum_notes: frozenset[int]
+  pitch_range: tuple[int, int] | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,11 +16,9 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import NamedTuple
-
 import numpy as np
 
-from data_prep.material import Material
+from data_prep.material import Material, Sounds
 from jaxeq.classes import class_info
 
 SAMPLE_RATE = 44100
@@ -29,12 +27,6 @@ BANK_FILES = {"FluidR3_GM": "FluidR3_GM.sf2", "MuseScore_General": "MuseScore_Ge
 _SYSTEM_DIRS = ("/usr/share/sounds/sf2", "/usr/share/sounds/sf3", "/usr/share/soundfonts",
                 "/usr/local/share/soundfonts", "/opt/homebrew/share/soundfonts",
                 "~/.local/share/soundfonts", "/etc/timidity")
-
-
-class Sounds(NamedTuple):
-  """What a bank plays with samples of its own: melodic GM programs and GM percussion keys."""
-  programs: frozenset[int]
-  drum_notes: frozenset[int]
 
 
 _ALL_GM = Sounds(frozenset(range(128)), frozenset(range(128)))
