@@ -31,7 +31,8 @@ from data_prep import dataset
 from jaxeq import augment, plots, trainer
 from jaxeq.atomic import write_text_atomically
 from jaxeq.classes import CLASSES
-from jaxeq.classifier import Classifier, InstrumentCNN, init_params
+from jaxeq.classifier import (Classifier, InstrumentCNN, expected_calibration_error,
+                              fit_temperature, init_params, softmax)
 from jaxeq.targets import bank_from_spectra
 
 
@@ -103,6 +104,33 @@ def classification_metrics(logits: np.ndarray, labels: np.ndarray) -> dict:
           "per_class_accuracy": per_class, "confusion": confusion.tolist()}
 
 
+def evaluation_groups(rows: list[dict]) -> dict[str, np.ndarray]:
+  """The parts of a split reported on their own: real recordings (the headline), their drums,
+  one-shots and clips under 6 s, and the rendered clips (the unseen bank, in `test`)."""
+  recorded = np.array([r.get("recorded") == "1" for r in rows], bool)
+  drums = np.array([r["class"] in ("kick", "snare", "hihat", "toms", "cymbals") for r in rows])
+  one_shot = np.array([r.get("kind") == "one_shot" for r in rows], bool)
+  short = np.array([float(r.get("duration_s") or 0) < 6.0 for r in rows], bool)
+  groups = {"real recordings": recorded, "real drums": recorded & drums,
+            "real one-shots": recorded & one_shot, "real clips under 6 s": recorded & short,
+            "rendered": ~recorded}
+  return {name: mask for name, mask in groups.items() if mask.any()}
+
+
+def split_metrics(logits: np.ndarray, labels: np.ndarray, rows: list[dict],
+                  temperature: float) -> dict:
+  """`classification_metrics` of the whole split and of each of its `evaluation_groups`, with
+  the calibrated expected calibration error."""
+  def metrics(mask):
+    m = classification_metrics(logits[mask], labels[mask])
+    m["ece"] = expected_calibration_error(softmax(logits[mask], temperature), labels[mask])
+    m["ece_uncalibrated"] = expected_calibration_error(softmax(logits[mask]), labels[mask])
+    return m
+  result = metrics(np.ones(len(labels), bool))
+  result["groups"] = {name: metrics(mask) for name, mask in evaluation_groups(rows).items()}
+  return result
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
   """Trains (resuming from `workdir`), evaluates the best checkpoint, builds the target bank."""
   workdir = Path(workdir)
@@ -131,48 +159,68 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
                 batch_fn=stream, optimizer=optimizer, eval_fn=evaluate)
 
   classifier.params, step = trainer.restore_params(workdir, params, "best")
+  logits = {name: classifier.clip_logits(splits[name].windows, splits[name].window_clip,
+                                         len(splits[name].labels))
+            for name in ("validation", "test")}
+  temperature = fit_temperature(logits["validation"], splits["validation"].labels)
   results = {"step": step, "num_steps": config.num_steps, "data_dir": str(data_dir),
-             "train_clips": int(len(splits["train"].labels))}
+             "train_clips": int(len(splits["train"].labels)), "temperature": temperature}
   for name in ("validation", "test"):
-    split = splits[name]
-    logits = classifier.clip_logits(split.windows, split.window_clip, len(split.labels))
-    results[name] = classification_metrics(logits, split.labels)
+    results[name] = split_metrics(logits[name], splits[name].labels, splits[name].rows,
+                                  temperature)
   train = splits["train"]
   bank = bank_from_spectra(CLASSES, train.labels[train.reference], train.spectra[train.reference],
                            {"source": f"reference clips of {data_dir}",
                             "dataset": dataset.dataset_info(data_dir).get("command", str(data_dir))})
   if jax.process_index() == 0:
     _write_results(workdir, config, results, bank)
-  print(f"best checkpoint (step {step}): accuracy {results['validation']['accuracy']:.1%} on the "
-        f"training banks' held-out clips, {results['test']['accuracy']:.1%} on the unseen bank")
+  print(f"best checkpoint (step {step}): " + "; ".join(
+      f"{name} {metrics['accuracy']:.1%} ({metrics['clips']} clips)"
+      for name, metrics in headline_rows(results)))
   return results
+
+
+def headline_rows(results: dict) -> list[tuple[str, dict]]:
+  """(name, metrics) of the rows the evaluation reports, the real test split first."""
+  rows = [(f"test: {group}", metrics) for group, metrics in results["test"]["groups"].items()
+          if group != "rendered"]
+  if "rendered" in results["test"]["groups"]:
+    rows.append(("test: rendered, unseen bank (TimGM6mb)", results["test"]["groups"]["rendered"]))
+  rows += [(f"validation: {group}", metrics)
+           for group, metrics in results["validation"]["groups"].items()]
+  return rows
 
 
 def _write_results(workdir: Path, config, results: dict, bank) -> None:
   write_text_atomically(workdir / "evaluation.json", json.dumps(results, indent=1) + "\n")
   write_text_atomically(workdir / "evaluation.md", evaluation_markdown(results))
   write_text_atomically(workdir / "config.json", config.to_json_best_effort(indent=2) + "\n")
-  for name, title in (("validation", "held-out clips, training banks"),
-                      ("test", "unseen bank (TimGM6mb)")):
-    metrics = results[name]
-    plots.plot_confusion(np.array(metrics["confusion"]), CLASSES, workdir / f"confusion_{name}.png",
-                         f"{title}: accuracy {metrics['accuracy']:.1%}, "
+  for name, metrics in headline_rows(results):
+    plots.plot_confusion(np.array(metrics["confusion"]), CLASSES,
+                         workdir / f"confusion_{_file_name(name)}.png",
+                         f"{name}: accuracy {metrics['accuracy']:.1%}, "
                          f"top-3 {metrics['top3_accuracy']:.1%}")
   bank.save(workdir / "targets.npz")
   plots.plot_targets(bank, workdir / "targets.png")
 
 
+def _file_name(row: str) -> str:
+  return "".join(c if c.isalnum() else "_" for c in row.split(" (")[0]).strip("_").lower()
+
+
 def evaluation_markdown(results: dict) -> str:
-  val, test = results["validation"], results["test"]
-  lines = ["| split | clips | accuracy | top-3 accuracy |", "|---|---|---|---|",
-           f"| held-out, training banks | {val['clips']} | {val['accuracy']:.1%} | "
-           f"{val['top3_accuracy']:.1%} |",
-           f"| unseen bank | {test['clips']} | {test['accuracy']:.1%} | {test['top3_accuracy']:.1%} |",
-           "", "| class | held-out | unseen bank |", "|---|---|---|"]
+  rows = headline_rows(results)
+  lines = [f"Probabilities calibrated with temperature {results['temperature']:.2f} (fitted on "
+           "the validation clips); ECE: expected calibration error.", "",
+           "| clips | count | top-1 | top-3 | ECE | ECE uncalibrated |", "|---|---|---|---|---|---|"]
+  lines += [f"| {name} | {m['clips']} | {m['accuracy']:.1%} | {m['top3_accuracy']:.1%} | "
+            f"{m['ece']:.3f} | {m['ece_uncalibrated']:.3f} |" for name, m in rows]
+  lines += ["", "| class | " + " | ".join(name for name, _ in rows) + " |",
+            "|---" * (len(rows) + 1) + "|"]
   for c in CLASSES:
     cells = [f"{m['per_class_accuracy'][c]:.0%}" if c in m["per_class_accuracy"] else "–"
-             for m in (val, test)]
-    lines.append(f"| {c} | {cells[0]} | {cells[1]} |")
+             for _, m in rows]
+    lines.append(f"| {c} | " + " | ".join(cells) + " |")
   return "\n".join(lines) + "\n"
 
 
@@ -187,14 +235,25 @@ def export(config, workdir, destination, command: str) -> None:
   card = MODEL_CARD.format(command=command, data=info.get("command", results["data_dir"]),
                            clips=results["train_clips"], step=step, num_steps=results["num_steps"],
                            machine=machine, evaluation=evaluation_markdown(results),
+                           sources=_sources_markdown(info),
                            hours=trainer.train_seconds(workdir) / 3600)
-  Classifier(CLASSES, params, config.model_kwargs.to_dict()).save(
+  Classifier(CLASSES, params, config.model_kwargs.to_dict(), results["temperature"]).save(
       destination / "classifier", card=card,
       training={"command": command, "step": step, "machine": machine, "data": info,
-                "validation_accuracy": results["validation"]["accuracy"],
-                "test_accuracy": results["test"]["accuracy"]})
+                "evaluation": {name: {"clips": m["clips"], "accuracy": m["accuracy"],
+                                      "top3_accuracy": m["top3_accuracy"], "ece": m["ece"]}
+                               for name, m in headline_rows(results)}})
   shutil.copyfile(workdir / "targets.npz", destination / "targets.npz")
   shutil.copyfile(workdir / "targets.png", destination / "targets.png")
+
+
+def _sources_markdown(info: dict) -> str:
+  """The real recordings the data came from, with their licences and attributions."""
+  sources = info.get("recordings", [])
+  if not sources:
+    return "No real recordings: rendered General-MIDI banks only."
+  return "\n".join(f"- {s['name']} ({s['package']} {s['version']}): {s['licence']}. "
+                   f"{s['attribution']}" for s in sources)
 
 
 MODEL_CARD = """# Instrument classifier
@@ -204,10 +263,17 @@ A CNN over 6 s log-frequency spectrograms (256 frames x 256 frequencies), 35 cla
 
 - command: `{command}`
 - data: {data}; {clips} training clips, augmented (gain, EQ colouration, time shift,
-  noise, bleed from other classes)
+  noise, bleed from other classes, crops to short-clip lengths)
+- probabilities calibrated by a temperature fitted on the validation clips (`config.json`)
 - {num_steps} steps; the checkpoint shipped is the best by validation loss (step {step})
 - training time: {hours:.2f} h of stepping on {machine}
 - parameters only: `params/` (orbax); classes and network in `config.json`
+
+## Real recordings in the training data
+
+{sources}
+
+## Evaluation
 
 {evaluation}"""
 

@@ -28,6 +28,10 @@ def default_config() -> ml_collections.ConfigDict:
       "noise_below_db": (30.0, 70.0),  # ... this far below the window's peak
       "mix_probability": 0.3,    # another example of the batch mixed in ...
       "mix_below_db": (12.0, 30.0),  # ... this far down
+      # Only the first frames kept, the rest padding, as in the window of a short clip: a
+      # 50 ms one-shot holds 2 of a window's 256 frames. Lengths are log-uniform in the range.
+      "crop_probability": 0.3,
+      "crop_frames": (2, 256),
   })
 
 
@@ -44,7 +48,7 @@ def augment_windows(key: jax.Array, windows_db: jax.Array,
   """A randomly altered copy of `(batch, frames, freqs)` dB windows on `jaxeq.FREQS`."""
   x = windows_db.astype(jnp.float32)
   batch = x.shape[0]
-  keys = jax.random.split(key, 11)
+  keys = jax.random.split(key, 13)
 
   def chosen(k, p):  # which examples get an augmentation, shaped to broadcast
     return jax.random.bernoulli(k, p, (batch, 1, 1))
@@ -73,4 +77,11 @@ def augment_windows(key: jax.Array, windows_db: jax.Array,
                              maxval=config.noise_below_db[1])
   # STFT noise power per bin is exponentially distributed around its mean.
   noise_db = peak - below + 10 * jnp.log10(jax.random.exponential(keys[8], x.shape) + 1e-6)
-  return jnp.where(chosen(keys[9], config.noise_probability), _power_add(x, noise_db), x)
+  x = jnp.where(chosen(keys[9], config.noise_probability), _power_add(x, noise_db), x)
+
+  lo, hi = config.crop_frames
+  frames = jnp.exp(jax.random.uniform(keys[11], (batch, 1, 1), minval=jnp.log(lo),
+                                      maxval=jnp.log(hi + 1)))
+  kept = jnp.arange(x.shape[1])[None, :, None] < jnp.floor(frames)
+  cropped = jnp.where(kept, x, jnp.min(x, axis=(1, 2), keepdims=True) - 200.0)  # below any floor
+  return jnp.where(chosen(keys[12], config.crop_probability), cropped, x)

@@ -26,6 +26,9 @@ GATE_DB = 60.0
 # Below this a frame (or a whole clip) counts as digital silence.
 SILENCE_DBFS = -100.0
 FLOOR_DB = -120.0
+# The frames of a classifier window past the end of the audio: far below anything audio can
+# reach, so that padding is never mistaken for a quiet part of the track.
+PADDING_DB = -250.0
 WINDOW_SECONDS = 6.0
 WINDOW_FRAMES = 256
 # A track is classified from at most this many windows, as its training clips were.
@@ -121,8 +124,9 @@ def log_spectrogram_windows(audio, sample_rate: int, max_windows: int | None = N
   """The classifier's input: `(windows, 256 frames, 256 frequencies)` dB spectrograms.
 
   Each window covers `WINDOW_SECONDS` (6 s) in `WINDOW_FRAMES` frames on the `FREQS` grid.
-  A clip shorter than a window is zero-padded to one window; a longer one is cut into
-  consecutive windows (a last partial one is kept if it covers half a window). Windows
+  A clip shorter than a window is padded to one window, its missing frames at `PADDING_DB`;
+  a longer one is cut into consecutive windows (a last partial one is kept if it covers half
+  a window). Windows
   `GATE_DB` quieter than the loudest are rests and are left out; at least one remains. With
   `max_windows`, at most that many, evenly spaced over the rest (a long track's timbre does
   not need every window).
@@ -143,8 +147,12 @@ def log_spectrogram_windows(audio, sample_rate: int, max_windows: int | None = N
   if max_windows is not None and len(keep) > max_windows:
     keep = keep[np.linspace(0, len(keep) - 1, max_windows).round().astype(int)]
   scale = (np.sum(hann) / 2) ** 2
-  return np.stack([_to_grid_db(np.abs(np.fft.rfft(frames[w] * hann, axis=-1)) ** 2 / scale)
-                   for w in keep]).astype(np.float32)
+  windows = np.stack([_to_grid_db(np.abs(np.fft.rfft(frames[w] * hann, axis=-1)) ** 2 / scale)
+                      for w in keep]).astype(np.float32)
+  # Frames that start past the end of the audio hold only padding.
+  starts = (keep[:, None] * window_len + np.arange(WINDOW_FRAMES)[None, :] * hop)
+  windows[starts >= len(signal)] = PADDING_DB
+  return windows
 
 
 @functools.lru_cache(maxsize=16)

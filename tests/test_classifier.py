@@ -10,7 +10,8 @@ import pytest
 import jaxeq
 from jaxeq import augment
 from jaxeq.classes import CLASSES
-from jaxeq.classifier import Classifier, InstrumentCNN, init_params, load_classifier
+from jaxeq.classifier import (Classifier, InstrumentCNN, expected_calibration_error,
+                              fit_temperature, init_params, load_classifier, softmax)
 from jaxeq.targets import TargetBank
 
 SMALL = {"stem_features": 8, "features": (8, 8)}
@@ -56,6 +57,53 @@ def test_long_tracks_average_the_window_logits(tiny_classifier):
   np.testing.assert_allclose([got[c] for c in CLASSES], expected, atol=1e-5)
 
 
+def test_a_short_clip_is_classified_from_its_audio_not_its_padding(tiny_classifier):
+  """Where a one-shot sits in its window (whole steps of the network's time stride apart) and
+  how much padding surrounds it do not change its logits: only frames with audio count."""
+  hop = (int(jaxeq.spectrum.WINDOW_SECONDS * 44100) - jaxeq.spectrum.N_FFT) // 255
+  shot = 30 * _noise(0.05) * np.exp(-np.arange(2205) / 400.0)
+  model = InstrumentCNN(len(CLASSES))
+  params = init_params(model, jax.random.key(3))
+  logits = [model.apply({"params": params}, jaxeq.log_spectrogram_windows(
+      np.concatenate([np.zeros(hop * frames, np.float32), shot]), 44100))
+            for frames in (32, 64, 160)]
+  np.testing.assert_allclose(logits[1], logits[0], atol=1e-4)
+  np.testing.assert_allclose(logits[2], logits[0], atol=1e-4)
+  # A quiet one-shot on its own: the padding after it is padding, whatever its level.
+  alone = [model.apply({"params": params}, jaxeq.log_spectrogram_windows(shot * gain, 44100))
+           for gain in (1.0, 0.3)]
+  np.testing.assert_allclose(alone[1], alone[0], atol=1e-3)
+  # The padding is not ignored by accident: other audio in its place changes the answer.
+  louder = np.concatenate([np.zeros(hop * 32, np.float32), shot, 0.01 * _noise(2.0, seed=4)])
+  assert np.abs(model.apply({"params": params}, jaxeq.log_spectrogram_windows(louder, 44100))
+                - logits[0]).max() > 1e-2
+  assert set(tiny_classifier.predict(shot, 44100)) == set(CLASSES)
+
+
+def test_temperature_calibrates_overconfident_logits_and_is_saved(tmp_path, tiny_classifier):
+  rng = np.random.default_rng(0)
+  labels = rng.integers(0, 5, 4000)
+  # Logits that are right 60 % of the time but claim ~99 %.
+  correct = rng.random(4000) < 0.6
+  top = np.where(correct, labels, (labels + 1 + rng.integers(0, 4, 4000)) % 5)
+  logits = rng.normal(0, 0.3, (4000, 5))
+  logits[np.arange(4000), top] += 6.0
+  before = expected_calibration_error(softmax(logits), labels)
+  temperature = fit_temperature(logits, labels)
+  after = expected_calibration_error(softmax(logits, temperature), labels)
+  assert temperature > 2.0 and before > 0.3 and after < 0.05
+  assert np.array_equal(softmax(logits, temperature).argmax(1), logits.argmax(1))
+  calibrated = Classifier(CLASSES, tiny_classifier.params, SMALL, temperature=2.5)
+  calibrated.save(tmp_path / "calibrated")
+  loaded = load_classifier(tmp_path / "calibrated")
+  assert loaded.temperature == 2.5
+  audio = _noise(3.0)
+  plain, hot = tiny_classifier.predict(audio, 44100), loaded.predict(audio, 44100)
+  assert max(hot.values()) < max(plain.values()) and list(hot)[0] == list(plain)[0]
+  with pytest.raises(ValueError, match="temperature"):
+    Classifier(CLASSES, tiny_classifier.params, SMALL, temperature=0.0)
+
+
 def test_save_and_load_round_trip(tmp_path, tiny_classifier):
   tiny_classifier.save(tmp_path / "clf", training={"note": "test"}, card="# card\n")
   loaded = load_classifier(tmp_path / "clf")
@@ -71,7 +119,7 @@ def test_save_and_load_round_trip(tmp_path, tiny_classifier):
 
 def _only(**probabilities):
   config = augment.default_config()
-  for name in ("eq", "shift", "noise", "mix"):
+  for name in ("eq", "shift", "noise", "mix", "crop"):
     config[f"{name}_probability"] = probabilities.get(name, 0.0)
   config.gain_db = probabilities.get("gain", 0.0)
   return config
@@ -102,6 +150,15 @@ def test_augmentations():
   np.testing.assert_allclose(gained, jnp.broadcast_to(gained[:, :1, :1], gained.shape), atol=1e-3)
   shifted = augment.augment_windows(key, windows, _only(shift=1.0))
   np.testing.assert_allclose(jnp.sort(shifted, axis=1), jnp.sort(windows, axis=1))
+  # A crop keeps the first frames and leaves the rest below any level the window has, as the
+  # padding around a short clip; its lengths spread over the configured range.
+  cropped = augment.augment_windows(key, many, dict(_only(crop=1.0), crop_frames=(2, 2)))
+  assert bool(jnp.all(cropped[:, :2] == many[:, :2]))
+  config = _only(crop=1.0)
+  lengths = jnp.sum(jnp.max(augment.augment_windows(key, jnp.tile(windows, (16, 1, 1)), config),
+                            axis=2) > -150, axis=1)
+  assert int(jnp.min(lengths)) >= 2 and int(jnp.max(lengths)) <= 256
+  assert float(jnp.mean(lengths < 32)) > 0.3  # log-uniform: short crops are common
   # Noise and bleed only add power.
   for kind in ("noise", "mix"):
     assert bool(jnp.all(augment.augment_windows(key, windows, _only(**{kind: 1.0})) >= windows - 1e-4))
@@ -116,8 +173,9 @@ def test_experiment_smoke_trains_evaluates_builds_targets_and_exports(tmp_path, 
   for split in ("validation", "test"):
     metrics = results[split]
     assert metrics["clips"] == 35 and 0 <= metrics["accuracy"] <= metrics["top3_accuracy"] <= 1
-    assert np.sum(metrics["confusion"]) == 35
-    assert (tmp_path / "run" / f"confusion_{split}.png").stat().st_size > 10_000
+    assert np.sum(metrics["confusion"]) == 35 and 0 <= metrics["ece"] <= 1
+  assert results["temperature"] > 0
+  assert (tmp_path / "run" / "confusion_test_rendered.png").stat().st_size > 10_000
   assert json.loads((tmp_path / "run" / "evaluation.json").read_text())["step"] == results["step"]
   bank = TargetBank.load(tmp_path / "run" / "targets.npz")
   assert bank.classes == CLASSES and list(bank.counts) == [1] * 35
