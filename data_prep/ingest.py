@@ -82,7 +82,7 @@ def main(argv=None) -> int:
         split = track.split or assign_split(track.group, args.seed)
         rows.append({"path": os.path.relpath(track.path.resolve(), out.resolve()),
                      "class": track.class_name, "split": split, "reference": int(args.reference),
-                     "material": f"{args.source}:{track.label}", **check})
+                     "recorded": 1, "material": f"{args.source}:{track.label}", **check})
   out.mkdir(parents=True, exist_ok=True)
   report = summarise(rows, problems)
   write_text_atomically(out / "ingest_report.txt", report + "".join(

@@ -2,7 +2,10 @@
 
 Rendered and ingested datasets share the columns; a value a source does not have is empty.
 `path` is relative to the dataset folder; `colouration` is the JSON of the `jaxeq.EQ` the
-renderer applied (no bands for a clean reference clip; empty for ingested audio).
+renderer applied (no bands for a clean reference clip; empty for ingested audio); `recorded`
+is 1 for real recordings (rendered from a recorded source, or ingested), `kind` says whether a
+clip plays a phrase, a short phrase or a one-shot, and `chain` is the JSON of the recording
+chain's stages applied to a training clip.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from jaxeq.classes import CLASSES
 
 COLUMNS = ("path", "class", "split", "bank", "reference", "seed", "program", "drum_notes",
            "material", "tempo_bpm", "articulation", "velocity", "peak_dbfs", "duration_s",
-           "sample_rate", "colouration")
+           "sample_rate", "colouration", "recorded", "kind", "chain")
 SPLITS = ("train", "validation", "test")
 FILENAME = "manifest.csv"
 JOURNAL_DIR = "journal"

@@ -87,8 +87,12 @@ STYLES = {
     "synth_lead": ("lead", "arpeggio", "corpus_melody"),
     "synth_pad": ("pad", "corpus_texture"),
 }
-# GM drum kits (GS numbering): standard, room, power, jazz. Banks without one use standard.
-DRUM_KITS = (0, 8, 16, 32)
+# GM drum kits (GS numbering): standard, room, power, electronic, TR-808, jazz, brush,
+# orchestra. Banks without one use standard.
+DRUM_KITS = (0, 8, 16, 24, 25, 32, 40, 48)
+# The orchestra kit has timpani on the tom, hi-hat and most cymbal keys: only its bass drums and
+# snares play their classes.
+_KIT_CLASSES = {48: ("kick", "snare")}
 # music21 corpus composers (folders) whose scores supply corpus parts.
 CORPUS_POOLS = {
     "chorale": ("bach",),
@@ -111,13 +115,7 @@ def make_material(class_name: str, rng: np.random.Generator, seconds: float,
                   sounds: Sounds | None = None) -> Material:
   """The notes one clip of `class_name` plays over `seconds`, with the class's GM programs or
   drum keys (those of them a bank has, where its `sounds` are given)."""
-  info = class_info(class_name)
-  if sounds is not None:
-    info = dataclasses.replace(
-        info, gm_programs=tuple(p for p in info.gm_programs if p in sounds.programs),
-        gm_drum_notes=tuple(n for n in info.gm_drum_notes if n in sounds.drum_notes))
-    if not (info.gm_drum_notes if info.is_drum else info.gm_programs):
-      raise ValueError(f"the bank has none of the GM sounds of {class_name}")
+  info = _playable(class_name, sounds)
   if info.is_drum:
     return _drum_material(info, rng, seconds)
   style = str(rng.choice(STYLES[class_name]))
@@ -135,6 +133,45 @@ def make_material(class_name: str, rng: np.random.Generator, seconds: float,
   return Material(notes=_humanise(notes, rng, seconds, 0.008), controls=controls, program=program,
                   is_drum=False, description=description, tempo_bpm=round(ctx.tempo, 1),
                   articulation=articulation, velocity=DYNAMICS[dynamic])
+
+
+def make_one_shot(class_name: str, rng: np.random.Generator,
+                  sounds: Sounds | None = None) -> Material:
+  """One note or one drum hit of `class_name`, as a sample library's one-shot: a pitch in the
+  class's (and the source's) range or one of its drum keys, at a random dynamic, held for a
+  random time (drums: the hit rings out)."""
+  info = _playable(class_name, sounds)
+  velocity = int(rng.integers(30, 128))
+  if info.is_drum:
+    pitch, hold = int(rng.choice(info.gm_drum_notes)), 0.1
+    program = int(rng.choice([k for k in DRUM_KITS
+                              if info.name in _KIT_CLASSES.get(k, (info.name,))]))
+  else:
+    lo, hi = info.pitch_range
+    pitch, program = int(rng.integers(lo, hi + 1)), int(rng.choice(info.gm_programs))
+    hold = float(np.exp(rng.uniform(np.log(0.15), np.log(3.0))))
+  return Material(notes=(Note(pitch, 0.0, hold, velocity),), controls=(), program=program,
+                  is_drum=info.is_drum, description=f"one-shot {pitch}", tempo_bpm=0.0,
+                  articulation="normal", velocity=velocity)
+
+
+def _playable(class_name: str, sounds: Sounds | None) -> InstrumentClass:
+  """The class, its GM programs, drum keys and pitch range narrowed to what `sounds` has."""
+  info = class_info(class_name)
+  if sounds is None:
+    return info
+  info = dataclasses.replace(
+      info, gm_programs=tuple(p for p in info.gm_programs if p in sounds.programs),
+      gm_drum_notes=tuple(n for n in info.gm_drum_notes if n in sounds.drum_notes))
+  if not (info.gm_drum_notes if info.is_drum else info.gm_programs):
+    raise ValueError(f"the bank has none of the GM sounds of {class_name}")
+  if sounds.pitch_range is not None and not info.is_drum:  # sampled over part of the keys
+    lo = max(info.pitch_range[0], sounds.pitch_range[0])
+    hi = min(info.pitch_range[1], sounds.pitch_range[1])
+    if lo > hi:
+      raise ValueError(f"the source plays no note in the range of {class_name}")
+    info = dataclasses.replace(info, pitch_range=(lo, hi))
+  return info
 
 
 # --- harmonic context -----------------------------------------------------------------
@@ -518,9 +555,10 @@ def _drum_material(info: InstrumentClass, rng, seconds: float) -> Material:
   n_bars = math.ceil(seconds / (16 * step))
   velocity = DYNAMICS[dynamic]
   hits, description = _DRUM_PATTERNS[info.name](info, rng, n_bars, velocity)
+  kits = [k for k in DRUM_KITS if info.name in _KIT_CLASSES.get(k, (info.name,))]
   notes = [Note(p, s * step, s * step + ring, v) for s, p, v, ring in hits]
   return Material(notes=_humanise(notes, rng, seconds, 0.004), controls=(),
-                  program=int(rng.choice(DRUM_KITS)), is_drum=True, description=description,
+                  program=int(rng.choice(kits)), is_drum=True, description=description,
                   tempo_bpm=round(tempo, 1), articulation="normal", velocity=velocity)
 
 
@@ -559,26 +597,32 @@ def _snare(info, rng, n_bars, v):
 
 
 def _hihat(info, rng, n_bars, v):
-  closed, pedal, opened = 42, 44, 46
+  """Closed hats in a pattern, opened now and then, with pedal hits: of the hats the source has
+  (a kit with one hat plays it for all three)."""
+  keys = set(info.gm_drum_notes)
+  closed = next(k for k in (42, 44, 46) if k in keys)
+  pedal, opened = (k if k in keys else closed for k in (44, 46))
   pattern = _HIHAT[rng.integers(len(_HIHAT))]
   open_every = int(rng.choice((0, 1, 2)))  # open the hat on the last off-beat of every nth bar
   hits = []
   for s in _grid(pattern, rng, n_bars):
     note = opened if open_every and s % (16 * open_every) == 14 else closed
     hits.append((s, note, _velocity(rng, v, 12 * (s % 4 == 0) - 6 * (s % 2 == 1)), 0.15))
-  if rng.random() < 0.4:
+  if rng.random() < 0.4 and 44 in keys:
     hits += [(bar * 16 + b, pedal, _velocity(rng, v - 10), 0.1)
              for bar in range(n_bars) for b in (4, 12)]
   return sorted(hits), f"generated hi-hat pattern {pattern}"
 
 
 def _toms(info, rng, n_bars, v):
-  toms = sorted(rng.choice(info.gm_drum_notes, size=int(rng.integers(2, 5)), replace=False))[::-1]
+  size = min(int(rng.integers(2, 5)), len(info.gm_drum_notes))
+  toms = sorted(rng.choice(info.gm_drum_notes, size=size, replace=False))[::-1]
   hits = []
   if rng.random() < 0.5:  # a groove on the low toms
     mask = rng.random(16) < 0.45
     mask[0] = True
-    floor, rack = int(toms[-1]), int(toms[-2])
+    floor = int(toms[-1])
+    rack = int(toms[-2]) if len(toms) > 1 else floor
     hits += [(bar * 16 + i, rack if i % 3 == 2 else floor,
               _velocity(rng, v, 10 * (i % 4 == 0)), 0.5)
              for bar in range(n_bars) for i in np.flatnonzero(mask)]
@@ -592,21 +636,33 @@ def _toms(info, rng, n_bars, v):
 
 
 def _cymbals(info, rng, n_bars, v):
-  crash = int(rng.choice((49, 57)))
-  ride = int(rng.choice((51, 59)))
-  mode = str(rng.choice(("ride", "crashes", "mixed")))
+  """A ride pattern (with the bell), crashes with china and splash accents, or both: of the
+  cymbals the source has (a kit without a ride plays crashes, one without crashes a ride)."""
+  keys = set(info.gm_drum_notes)
+  crashes = tuple(k for k in (49, 57) if k in keys) or tuple(sorted(keys))
+  rides = tuple(k for k in (51, 59) if k in keys) or tuple(sorted(keys))
+  crash = int(rng.choice(crashes))
+  ride = int(rng.choice(rides))
+  modes = ("ride", "crashes", "mixed")
+  if not keys & {49, 57, 52, 55}:
+    modes = ("ride",)
+  elif not keys & {51, 59, 53}:
+    modes = ("crashes",)
+  mode = str(rng.choice(modes))
+  bell = 53 if 53 in keys else ride
+  accent_keys = tuple(k for k in (52, 55) if k in keys) + (crash,)
   hits = []
   if mode in ("ride", "mixed"):
     every = int(rng.choice((2, 4)))
     for bar in range(n_bars):
       for i in range(0, 16, every):
-        note = 53 if i % 8 == 4 and rng.random() < 0.3 else ride  # the bell, now and then
+        note = bell if i % 8 == 4 and rng.random() < 0.3 else ride  # the bell, now and then
         hits.append((bar * 16 + i, note, _velocity(rng, v, 8 * (i % 4 == 0)), 1.5))
   if mode in ("crashes", "mixed"):
     for bar in range(0, n_bars, int(rng.choice((1, 2)))):
       hits.append((bar * 16, crash, _velocity(rng, v, 15), 3.0))
     accents = rng.random(16 * n_bars) < 0.05
-    hits += [(int(s), int(rng.choice((52, 55, crash))), _velocity(rng, v, 5), 2.0)
+    hits += [(int(s), int(rng.choice(accent_keys)), _velocity(rng, v, 5), 2.0)
              for s in np.flatnonzero(accents)]
   return sorted(set(hits)), f"generated cymbals ({mode})"
 

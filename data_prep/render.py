@@ -1,10 +1,16 @@
-"""Render the instrument-track dataset with FluidSynth and TiMidity++ (DESIGN.md §3).
+"""Render the instrument-track dataset: GM banks through FluidSynth and TiMidity++, real
+recordings through the sampler and the drum kits (DESIGN.md §3).
 
     python -m data_prep.render --size smoke|default|medium|paper --out DIR [--seed 0] [--workers N]
         [--num-shards N --shard-index I] [--classes kick,snare,...]
 
 Writes `DIR/audio/SPLIT/CLASS/*.flac` (44.1 kHz mono), `DIR/manifest.csv` and
-`DIR/dataset.json` (size, seed, banks, the command). Clips already on disk are skipped, so an
+`DIR/dataset.json` (size, seed, banks, the real recordings with their licences and
+attributions, the command). Coloured clips of the training splits also go through a random
+recording chain (room, noise, compression, saturation, band-limiting, a lossy codec:
+`data_prep.recording_chain`), drawn per clip; test clips get the EQ colouration only, so the
+test split measures recordings, not the chain. A clip that is silent (after a one-shot is
+trimmed) is skipped and listed. Clips already on disk are skipped, so an
 interrupted render resumes; a cluster job array renders disjoint shards into one DIR (each
 shard writes the manifest of every clip rendered so far; run once more without the shard
 flags when all are done to be sure it lists them all: it renders nothing that exists).
@@ -24,19 +30,26 @@ import numpy as np
 import tqdm
 
 import jaxeq
-from data_prep import manifest, plan
+from data_prep import fetch, manifest, plan, recording_chain, recordings
 from data_prep.colouration import random_colouration
-from data_prep.material import make_material
+from data_prep.material import make_material, make_one_shot
 from data_prep.synth import (SOUNDS, SAMPLE_RATE, Renderer, SetupError, find_bank,
                              import_fluidsynth)
 from jaxeq.atomic import write_text_atomically
 from jaxeq.eq import EQ
 from jaxeq.processing import apply_eq
 
-# 3: the training splits rotate through three banks (2 had two, 1 FluidR3_GM alone).
-DATASET_FORMAT = "jaxeq.dataset/3"
+# 4: real recordings, short phrases and one-shots, the recording chain (3: three GM banks).
+DATASET_FORMAT = "jaxeq.dataset/4"
 # Clips are stored at a random peak level in this range (dBFS): levels vary, nothing clips.
 PEAK_DBFS = (-18.0, -3.0)
+# A one-shot ends where its sound has fallen this far below its peak (at least ONE_SHOT_MIN_S).
+ONE_SHOT_TAIL_DB = -60.0
+ONE_SHOT_MIN_S = 0.05
+
+
+class SilentClip(RuntimeError):
+  """A clip with nothing audible: left out of the dataset and listed, not a failure."""
 
 
 def main(argv=None) -> int:
@@ -47,8 +60,13 @@ def main(argv=None) -> int:
     clips = plan.plan(args.size, args.seed, args.classes.split(",") if args.classes else None)
     mine = plan.shard(clips, args.num_shards, args.shard_index)
     import_fluidsynth()
-    banks = {bank: str(find_bank(bank)) for bank in sorted({c.bank for c in mine})}
-    _claim(out, args, banks, command="python -m data_prep.render " + shlex.join(argv))
+    banks = {bank: str(find_bank(bank)) for bank in sorted({c.bank for c in mine if not c.recorded})}
+    recorded = sorted({name for c in mine if c.recorded
+                       for name in recordings.fetched_names(c.bank)})
+    for name in recorded:
+      fetch.source_dir(name)  # every recording is there before any work starts
+    _claim(out, args, banks, fetch.attributions(recorded),
+           command="python -m data_prep.render " + shlex.join(argv))
   except (SetupError, ValueError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
@@ -57,7 +75,7 @@ def main(argv=None) -> int:
   todo = [c for c in mine if c.path not in done]
   print(f"{len(mine)} clips in this shard: {len(mine) - len(todo)} already on disk, "
         f"rendering {len(todo)} with {args.workers} worker(s)")
-  failures = []
+  failures, silent = [], []
   journal = journal_dir / f"shard-{args.shard_index:04d}-of-{args.num_shards:04d}.jsonl"
   with manifest.open_journal(journal) as write_row:
     if todo:
@@ -66,13 +84,15 @@ def main(argv=None) -> int:
         results = pool.imap_unordered(_render_in_worker, [(c, str(out)) for c in todo])
         for row in tqdm.tqdm(results, total=len(todo), desc="render", unit="clip"):
           if isinstance(row, str):
-            failures.append(row)
+            (silent if row.startswith("silent: ") else failures).append(row)
           else:
             write_row(row)
   done = {p: row for p, row in manifest.read_journal(journal_dir).items() if (out / p).is_file()}
   rows = [done[c.path] for c in clips if c.path in done]
   manifest.write_manifest(out / manifest.FILENAME, rows)
   print(f"{out / manifest.FILENAME}: {len(rows)} of {len(clips)} planned clips")
+  for clip in silent:
+    print(f"skipped, {clip}", file=sys.stderr)
   for failure in failures:
     print(f"failed: {failure}", file=sys.stderr)
   return 1 if failures else 0
@@ -94,7 +114,7 @@ def _parse_args(argv):
   return args
 
 
-def _claim(out: Path, args, banks: dict[str, str], command: str) -> None:
+def _claim(out: Path, args, banks: dict[str, str], sources: list[dict], command: str) -> None:
   """Writes `dataset.json`, or checks that the one in `out` is for the same size and seed."""
   info_path = out / "dataset.json"
   if info_path.is_file():
@@ -113,39 +133,94 @@ def _claim(out: Path, args, banks: dict[str, str], command: str) -> None:
           "reference": size.reference, "train": size.train, "validation": size.validation,
           "test": size.test},
       "banks": {split: list(plan.BANKS[split]) for split in plan.SPLITS}, "bank_files": banks,
+      "recordings": sources,
       "sample_rate": SAMPLE_RATE, "jaxeq_version": jaxeq.__version__,
       "command": command,
   }
   write_text_atomically(info_path, json.dumps(info, indent=2) + "\n")
 
 
-_RENDERER = None
+class Players:
+  """The sound sources of one worker, each opened on first use: the GM banks' renderer and
+  the recorded sources (a sampler or kit keeps its decoded recordings between clips)."""
+
+  def __init__(self):
+    self._renderer = None
+    self._recorded = {}
+
+  def sounds(self, clip: plan.ClipSpec):
+    return self._source(clip.bank).sounds() if clip.recorded else SOUNDS[clip.bank]
+
+  def play(self, clip: plan.ClipSpec, material) -> tuple[np.ndarray, int]:
+    """`(mono float32 audio of `clip.seconds`, the GM program or kit played)`."""
+    if clip.recorded:
+      return self._source(clip.bank).render(material, clip.seconds), material.program
+    if self._renderer is None:
+      self._renderer = Renderer()
+    return self._renderer.render(material, clip.bank, clip.seconds)
+
+  def _source(self, name: str):
+    if name not in self._recorded:
+      self._recorded[name] = recordings.open_source(name)
+    return self._recorded[name]
+
+
+_PLAYERS = None
 
 
 def _render_in_worker(job) -> dict | str:
-  """A manifest row, or a one-line failure naming the clip."""
-  global _RENDERER
+  """A manifest row, or a one-line failure (or "silent: ...") naming the clip."""
+  global _PLAYERS
   clip, out = job
   try:
-    if _RENDERER is None:
-      _RENDERER = Renderer()
-    return render_clip(clip, Path(out), _RENDERER)
+    if _PLAYERS is None:
+      _PLAYERS = Players()
+    return render_clip(clip, Path(out), _PLAYERS)
+  except SilentClip as e:
+    return f"silent: {clip.path}: {e}"
   except Exception as e:  # one bad clip is reported, not allowed to stop the whole render
     return f"{clip.path}: {type(e).__name__}: {e}"
 
 
-def render_clip(clip: plan.ClipSpec, out: Path, renderer: Renderer) -> dict:
-  """Renders one clip, colours it unless it is a reference clip, and saves it atomically."""
-  material_seed, colour_seed, level_seed = np.random.SeedSequence(clip.seed).spawn(3)
-  material = make_material(clip.class_name, np.random.default_rng(material_seed), clip.seconds,
-                           SOUNDS[clip.bank])
-  audio, program = renderer.render(material, clip.bank, clip.seconds)
+def trim_one_shot(audio: np.ndarray) -> np.ndarray:
+  """A one-shot cut where it has died away: after its last sample within `ONE_SHOT_TAIL_DB`
+  of its peak (and at least `ONE_SHOT_MIN_S` long), with a short fade so the cut is silent."""
+  peak = float(np.max(np.abs(audio)))
+  if not peak > 0:
+    return audio
+  loud = np.flatnonzero(np.abs(audio) >= peak * 10 ** (ONE_SHOT_TAIL_DB / 20))
+  end = max(int(loud[-1]) + 1, int(ONE_SHOT_MIN_S * SAMPLE_RATE))
+  out = audio[:min(end, len(audio))].copy()
+  fade = min(len(out) // 4, int(0.005 * SAMPLE_RATE))
+  if fade:
+    out[-fade:] *= np.linspace(1.0, 0.0, fade, dtype=out.dtype)
+  return out
+
+
+def render_clip(clip: plan.ClipSpec, out: Path, players: Players) -> dict:
+  """Renders one clip, colours it unless it is a reference clip (and puts a training clip
+  through a random recording chain), and saves it atomically."""
+  material_seed, colour_seed, level_seed, chain_seed = np.random.SeedSequence(clip.seed).spawn(4)
+  material_rng = np.random.default_rng(material_seed)
+  if clip.kind == "one_shot":
+    material = make_one_shot(clip.class_name, material_rng, players.sounds(clip))
+  else:
+    material = make_material(clip.class_name, material_rng, clip.seconds, players.sounds(clip))
+  audio, program = players.play(clip, material)
+  if clip.kind == "one_shot":
+    audio = trim_one_shot(audio)
+  if not float(np.max(np.abs(audio))) > 1e-5:
+    raise SilentClip(f"{material.description} (program {program}) played silence")
   eq = EQ([]) if clip.reference else random_colouration(np.random.default_rng(colour_seed))
   if eq.bands:
     audio = apply_eq(audio, SAMPLE_RATE, eq)
+  chain = {}
+  if not clip.reference and clip.split != "test":
+    audio, chain = recording_chain.apply_chain(audio, SAMPLE_RATE,
+                                               np.random.default_rng(chain_seed), CHAIN)
   peak = float(np.max(np.abs(audio)))
   if not peak > 1e-5:
-    raise RuntimeError(f"rendered silence ({material.description}, program {program})")
+    raise SilentClip(f"{material.description} (program {program}) played silence")
   peak_dbfs = float(np.random.default_rng(level_seed).uniform(*PEAK_DBFS))
   audio = (audio * (10 ** (peak_dbfs / 20) / peak)).astype(np.float32)
   jaxeq.save_audio(out / clip.path, audio, SAMPLE_RATE)
@@ -158,7 +233,20 @@ def render_clip(clip: plan.ClipSpec, out: Path, renderer: Renderer) -> dict:
       "velocity": material.velocity, "peak_dbfs": round(peak_dbfs, 2),
       "duration_s": round(len(audio) / SAMPLE_RATE, 3), "sample_rate": SAMPLE_RATE,
       "colouration": json.dumps(eq.to_dict(), separators=(",", ":")),
+      "recorded": int(clip.recorded), "kind": clip.kind,
+      "chain": json.dumps(chain, separators=(",", ":")) if chain else "",
   }
+
+
+def _chain_config():
+  """The recording chain of the training clips: every stage but the EQ, which is the
+  colouration every coloured clip gets anyway."""
+  config = recording_chain.default_config()
+  config.eq.probability = 0.0
+  return config
+
+
+CHAIN = _chain_config()
 
 
 if __name__ == "__main__":

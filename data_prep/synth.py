@@ -11,6 +11,7 @@ tracks are dry, as close-miked recordings are.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import shutil
 import subprocess
@@ -19,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from data_prep.material import Material, Sounds
+from data_prep.sound_source import SAMPLE_RATE
 from jaxeq.classes import class_info
 
-SAMPLE_RATE = 44100
 BANK_FILES = {"FluidR3_GM": "FluidR3_GM.sf2", "MuseScore_General": "MuseScore_General.sf3",
               "TimGM6mb": "TimGM6mb.sf2", "FreePats": "freepats.cfg"}
 _SYSTEM_DIRS = ("/usr/share/sounds/sf2", "/usr/share/sounds/sf3", "/usr/share/soundfonts",
@@ -107,31 +108,25 @@ class Renderer:
   """Renders `Material` to audio with FluidSynth, banks loaded on first use (TiMidity++ for
   FreePats).
 
-  Every clip gets a fresh synthesizer: FluidSynth's voices carry state from one note to the
-  next (at about -55 dB), and a clip's audio should depend on its seed alone. A long-lived
-  synthesizer keeps each bank in FluidSynth's sample cache, so loading it again is quick.
+  Every clip gets a fresh synthesizer (`play_soundfont`). A long-lived synthesizer keeps each
+  bank in FluidSynth's sample cache, so loading it again for a clip is quick, and answers which
+  presets a bank has.
   """
 
   def __init__(self):
     self._fluidsynth = import_fluidsynth()
-    self._holder = self._new_synth()
-    # pyfluidsynth only offers dithered 16-bit output; float output is exact.
-    self._write_float = ctypes.CDLL(self._fluidsynth.lib).fluid_synth_write_float
-    self._write_float.argtypes = [ctypes.c_void_p, ctypes.c_int] + [ctypes.c_void_p, ctypes.c_int,
-                                                                     ctypes.c_int] * 2
-    self._banks: dict[str, Path] = {}
+    self._holder = new_synth(self._fluidsynth)
+    self._banks: dict[str, tuple[Path, int]] = {}
 
-  def _new_synth(self):
-    return self._fluidsynth.Synth(gain=0.2, samplerate=float(SAMPLE_RATE),
-                                  **{"synth.reverb.active": 0, "synth.chorus.active": 0})
-
-  def _bank_file(self, bank: str) -> Path:
-    """The bank's file, found once (and a SoundFont loaded into the long-lived synthesizer)."""
+  def _bank_file(self, bank: str) -> tuple[Path, int]:
+    """The bank's file and its SoundFont id in the long-lived synthesizer, found once."""
     if bank not in self._banks:
-      path = find_bank(bank)
-      if path.suffix != ".cfg" and self._holder.sfload(str(path)) < 0:
-        raise SetupError(f"FluidSynth could not load {path}")
-      self._banks[bank] = path
+      path, sfid = find_bank(bank), -1
+      if path.suffix != ".cfg":
+        sfid = self._holder.sfload(str(path))
+        if sfid < 0:
+          raise SetupError(f"FluidSynth could not load {path}")
+      self._banks[bank] = path, sfid
     return self._banks[bank]
 
   def render(self, material: Material, bank: str, seconds: float) -> tuple[np.ndarray, int]:
@@ -146,47 +141,79 @@ class Renderer:
         raise SetupError(f"bank {bank} has no drum key {missing[0]} of its own")
     elif material.program not in sounds.programs:
       raise SetupError(f"bank {bank} has no GM program {material.program} of its own")
-    path = self._bank_file(bank)
+    path, sfid = self._bank_file(bank)
     if path.suffix == ".cfg":
       program = 0 if material.is_drum else material.program
       return play_with_timidity(material, path, seconds), program
-    synth = self._new_synth()
-    try:
-      sfid = synth.sfload(str(path))
-      channel, bank_number = (9, 128) if material.is_drum else (0, 0)
-      program = material.program
-      if synth.sfpreset_name(sfid, bank_number, program) is None:
-        if not material.is_drum:
-          raise SetupError(f"bank {bank} has no GM program {program}")
-        program = 0
-      synth.program_select(channel, sfid, bank_number, program)
-      events = [(c.time, 1, "cc", c.number, c.value) for c in material.controls]
-      for n in material.notes:
-        events += [(n.start, 2, "on", n.pitch, n.velocity), (n.end, 0, "off", n.pitch, 0)]
-      events.sort()  # at equal times: note-offs, then controls, then note-ons
-      out = np.zeros((2, int(round(seconds * SAMPLE_RATE))), np.float32)
-      position = 0
-      for time, _, kind, a, b in events:
-        position = self._advance(synth, out, position, int(round(time * SAMPLE_RATE)))
-        if kind == "on":
-          synth.noteon(channel, a, b)
-        elif kind == "off":
-          synth.noteoff(channel, a)
-        else:
-          synth.cc(channel, a, b)
-      self._advance(synth, out, position, out.shape[1])
-    finally:
-      synth.delete()
-    return out.mean(axis=0), program
+    bank_number, program = 128 if material.is_drum else 0, material.program
+    if self._holder.sfpreset_name(sfid, bank_number, program) is None:
+      if not material.is_drum:
+        raise SetupError(f"bank {bank} has no GM program {program}")
+      program = 0
+    return play_soundfont(self._fluidsynth, path, material, seconds, bank_number, program), program
 
-  def _advance(self, synth, out: np.ndarray, start: int, stop: int) -> int:
-    """Renders frames `start:stop` (clipped to the clip) into `out`; returns the position."""
-    stop = min(stop, out.shape[1])
-    for begin in range(start, stop, _BLOCK):
-      count = min(_BLOCK, stop - begin)
-      left, right = out[0, begin:], out[1, begin:]
-      self._write_float(synth.synth, count, left.ctypes.data, 0, 1, right.ctypes.data, 0, 1)
-    return max(start, stop)
+
+def new_synth(fluidsynth):
+  """A FluidSynth synthesizer at `SAMPLE_RATE` with reverb and chorus off (dry tracks)."""
+  return fluidsynth.Synth(gain=0.2, samplerate=float(SAMPLE_RATE),
+                          **{"synth.reverb.active": 0, "synth.chorus.active": 0})
+
+
+@functools.lru_cache(maxsize=None)
+def _write_float(library: str):
+  """FluidSynth's `fluid_synth_write_float`: pyfluidsynth only offers dithered 16-bit output,
+  and float output is exact."""
+  write = ctypes.CDLL(library).fluid_synth_write_float
+  write.argtypes = [ctypes.c_void_p, ctypes.c_int] + [ctypes.c_void_p, ctypes.c_int,
+                                                      ctypes.c_int] * 2
+  return write
+
+
+def play_soundfont(fluidsynth, path: Path, material: Material, seconds: float, bank_number: int,
+                   program: int) -> np.ndarray:
+  """Mono float32 audio of exactly `seconds`: `material` played by preset `bank_number`:`program`
+  of SoundFont `path` (which must have it) on a fresh FluidSynth synthesizer.
+
+  The one way this package drives FluidSynth. A fresh synthesizer for every clip: FluidSynth's
+  voices carry state from one note to the next (at about -55 dB), and a clip's audio should
+  depend on its seed alone. `fluidsynth` is the module `import_fluidsynth` returns.
+  """
+  write_float = _write_float(fluidsynth.lib)
+  synth = new_synth(fluidsynth)
+  try:
+    sfid = synth.sfload(str(path))
+    if sfid < 0:
+      raise SetupError(f"FluidSynth could not load {path}")
+    channel = 9 if material.is_drum else 0
+    synth.program_select(channel, sfid, bank_number, program)
+    events = [(c.time, 1, "cc", c.number, c.value) for c in material.controls]
+    for n in material.notes:
+      events += [(n.start, 2, "on", n.pitch, n.velocity), (n.end, 0, "off", n.pitch, 0)]
+    events.sort()  # at equal times: note-offs, then controls, then note-ons
+    out = np.zeros((2, int(round(seconds * SAMPLE_RATE))), np.float32)
+
+    def advance(start: int, stop: int) -> int:
+      """Renders frames `start:stop` (clipped to the clip) into `out`; returns the position."""
+      stop = min(stop, out.shape[1])
+      for begin in range(start, stop, _BLOCK):
+        count = min(_BLOCK, stop - begin)
+        left, right = out[0, begin:], out[1, begin:]
+        write_float(synth.synth, count, left.ctypes.data, 0, 1, right.ctypes.data, 0, 1)
+      return max(start, stop)
+
+    position = 0
+    for time, _, kind, a, b in events:
+      position = advance(position, int(round(time * SAMPLE_RATE)))
+      if kind == "on":
+        synth.noteon(channel, a, b)
+      elif kind == "off":
+        synth.noteoff(channel, a)
+      else:
+        synth.cc(channel, a, b)
+    advance(position, out.shape[1])
+  finally:
+    synth.delete()
+  return out.mean(axis=0)
 
 
 def _timidity() -> str:

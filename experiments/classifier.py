@@ -197,14 +197,14 @@ def _write_results(workdir: Path, config, results: dict, bank) -> None:
   write_text_atomically(workdir / "config.json", config.to_json_best_effort(indent=2) + "\n")
   for name, metrics in headline_rows(results):
     plots.plot_confusion(np.array(metrics["confusion"]), CLASSES,
-                         workdir / f"confusion_{_file_name(name)}.png",
+                         workdir / f"confusion_{row_file_name(name)}.png",
                          f"{name}: accuracy {metrics['accuracy']:.1%}, "
                          f"top-3 {metrics['top3_accuracy']:.1%}")
   bank.save(workdir / "targets.npz")
   plots.plot_targets(bank, workdir / "targets.png")
 
 
-def _file_name(row: str) -> str:
+def row_file_name(row: str) -> str:
   return "".join(c if c.isalnum() else "_" for c in row.split(" (")[0]).strip("_").lower()
 
 

@@ -170,10 +170,15 @@ def test_experiment_smoke_trains_evaluates_builds_targets_and_exports(tmp_path, 
   config.data_dir = str(smoke_dataset)
   config.progress = False
   results = experiment.train_and_evaluate(config, tmp_path / "run")
+  from data_prep import plan
   for split in ("validation", "test"):
     metrics = results[split]
-    assert metrics["clips"] == 35 and 0 <= metrics["accuracy"] <= metrics["top3_accuracy"] <= 1
-    assert np.sum(metrics["confusion"]) == 35 and 0 <= metrics["ece"] <= 1
+    clips = sum(c.split == split for c in plan.plan("smoke", 0))
+    assert metrics["clips"] == clips and 0 <= metrics["accuracy"] <= metrics["top3_accuracy"] <= 1
+    assert np.sum(metrics["confusion"]) == clips and 0 <= metrics["ece"] <= 1
+    # The real recordings (24 classes have them) are reported apart from the rendered clips.
+    assert metrics["groups"]["real recordings"]["clips"] == 24
+    assert metrics["groups"]["rendered"]["clips"] == 35
   assert results["temperature"] > 0
   assert (tmp_path / "run" / "confusion_test_rendered.png").stat().st_size > 10_000
   assert json.loads((tmp_path / "run" / "evaluation.json").read_text())["step"] == results["step"]

@@ -15,7 +15,7 @@ import pytest
 import soundfile as sf
 
 import jaxeq
-from data_prep import dataset, features, manifest, plan
+from data_prep import dataset, features, manifest, plan, recording_chain
 from data_prep.material import corpus_parts, make_material
 from data_prep.synth import SOUNDS, SetupError, find_bank
 import data_prep.synth as synth_module
@@ -49,8 +49,8 @@ def test_sizes_plan_every_class_and_split_and_the_paper_size():
   smoke = plan.plan("smoke", 0)
   assert {(c.class_name, c.split) for c in smoke} == {
       (name, split) for name in jaxeq.CLASSES for split in plan.SPLITS}
-  assert {c.bank for c in smoke if c.split == "test"} == {"TimGM6mb"}
-  assert len(plan.plan("paper", 0)) == 45010
+  assert {c.bank for c in smoke if c.split == "test" and not c.recorded} == {"TimGM6mb"}
+  assert sum(not c.recorded for c in plan.plan("paper", 0)) == 45010
   assert plan.plan("default", 3) == plan.plan("default", 3)
   assert plan.plan("default", 3) != plan.plan("default", 4)
 
@@ -65,8 +65,24 @@ def test_training_splits_alternate_banks_evenly_and_the_test_bank_is_never_train
         if banks:
           counts = [banks.count(bank) for bank in plan.TRAINING_BANKS]
           assert max(counts) - min(counts) <= 1, (name, split, reference, counts)
-  assert {c.bank for c in clips if c.split == "test"} == {"TimGM6mb"}
+  assert {c.bank for c in clips if c.split == "test" and not c.recorded} == {"TimGM6mb"}
   assert "TimGM6mb" not in plan.TRAINING_BANKS
+
+
+def test_recorded_clips_of_every_class_with_recordings_in_every_split_at_every_length():
+  clips = plan.plan("medium", 0)
+  recorded = [c for c in clips if c.recorded]
+  with_recordings = {c.class_name for c in recorded}
+  assert len(with_recordings) == 24 and {"kick", "violin", "acoustic_piano"} <= with_recordings
+  assert "synth_pad" not in with_recordings
+  for split in plan.SPLITS:
+    assert {c.class_name for c in recorded if c.split == split} == with_recordings
+  assert {c.kind for c in recorded} == set(plan.KINDS)
+  assert {c.kind for c in clips if c.reference} == {"phrase"}
+  one_shots = [c for c in recorded if c.kind == "one_shot"]
+  assert 0.2 < len(one_shots) / len(recorded) < 0.4
+  shorts = [c.seconds for c in recorded if c.kind == "short_phrase"]
+  assert plan.SHORT_SECONDS[0] <= min(shorts) and max(shorts) <= plan.SHORT_SECONDS[1]
 
 
 def test_every_bank_renders_an_instrument_in_its_own_timbre():
@@ -174,25 +190,38 @@ def test_smoke_manifest_lists_every_clip_with_its_bank_seed_and_colouration(smok
   for row, clip in zip(rows, planned):
     assert (row["class"], row["split"], row["bank"], int(row["seed"])) == (
         clip.class_name, clip.split, clip.bank, clip.seed)
+    assert (row["recorded"], row["kind"]) == (str(int(clip.recorded)), clip.kind)
     eq = jaxeq.EQ.from_json(row["colouration"])
     assert row["reference"] == ("1" if clip.reference else "0")
     assert (len(eq.bands) == 0) == clip.reference
+    # The recording chain is drawn for the coloured training clips only, never the test split.
+    if row["chain"]:
+      assert row["split"] != "test" and not clip.reference
+      assert set(json.loads(row["chain"])) <= set(recording_chain.STAGES) - {"eq"}
     info = jaxeq.class_info(row["class"])
     if info.is_drum:
       assert {int(n) for n in row["drum_notes"].split()} <= set(info.gm_drum_notes)
     else:
       assert int(row["program"]) in info.gm_programs
   assert sum(r["reference"] == "1" for r in rows) == 35
+  assert any(r["chain"] for r in rows)
   dataset = json.loads((smoke / "dataset.json").read_text())
   assert (dataset["size"], dataset["seed"]) == ("smoke", 0)
   assert "--size smoke" in dataset["command"]
+  # Every real source the clips play is credited, with its licence.
+  credited = {r["name"] for r in dataset["recordings"]}
+  assert {"hydrogen-drumkits", "avldrums", "salamander-release", "tonejs-violin"} <= credited
+  assert all(r["licence"] and r["attribution"] for r in dataset["recordings"])
 
 
 def test_smoke_clips_are_44k1_mono_flac_at_their_recorded_level(smoke):
   for row in manifest.read_manifest(smoke):
     info = sf.info(smoke / row["path"])
     assert (info.format, info.samplerate, info.channels) == ("FLAC", 44100, 1)
-    assert info.frames == 2 * 44100
+    if row["kind"] == "one_shot":  # cut where it has died away
+      assert 0.05 * 44100 <= info.frames <= 2 * 44100
+    else:
+      assert info.frames == round(float(row["duration_s"]) * 44100) <= 2 * 44100
     audio, _ = jaxeq.load_audio(smoke / row["path"])
     peak_dbfs = 20 * np.log10(np.max(np.abs(audio)))
     assert peak_dbfs == pytest.approx(float(row["peak_dbfs"]), abs=0.05), row["path"]
@@ -202,9 +231,11 @@ def test_a_coloured_clip_is_its_clean_render_through_the_recorded_eq(smoke):
   """Re-rendering a clip from its seed and applying the manifest's EQ gives the file."""
   from data_prep.synth import Renderer
   renderer = Renderer()
-  rows = [r for r in manifest.read_manifest(smoke) if r["reference"] == "0"]
-  for row in rows[::20]:
-    material_seed, _, _ = np.random.SeedSequence(int(row["seed"])).spawn(3)
+  rows = [r for r in manifest.read_manifest(smoke) if r["reference"] == "0" and not r["chain"]
+          and r["kind"] == "phrase" and r["recorded"] == "0"]
+  assert len(rows) >= 20
+  for row in rows[::5]:
+    material_seed = np.random.SeedSequence(int(row["seed"])).spawn(4)[0]
     material = make_material(row["class"], np.random.default_rng(material_seed), 2.0,
                              SOUNDS[row["bank"]])
     clean, _ = renderer.render(material, row["bank"], 2.0)
@@ -218,14 +249,15 @@ def test_rendering_again_resumes_and_renders_only_what_is_missing(smoke):
   before = mtimes(smoke)
   manifest_before = (smoke / "manifest.csv").read_text()
   result = run("render", "--size", "smoke", "--out", smoke, "--workers", 1)
-  assert "140 already on disk, rendering 0" in result.stdout
+  planned = len(plan.plan("smoke", 0))
+  assert f"{planned} already on disk, rendering 0" in result.stdout
   assert mtimes(smoke) == before
   assert (smoke / "manifest.csv").read_text() == manifest_before
   missing = smoke / "audio/test/oboe/oboe_test_00000.flac"
   content = missing.read_bytes()
   missing.unlink()
   result = run("render", "--size", "smoke", "--out", smoke, "--workers", 1)
-  assert "139 already on disk, rendering 1" in result.stdout
+  assert f"{planned - 1} already on disk, rendering 1" in result.stdout
   assert missing.read_bytes() == content  # the same audio: it depends on the seed alone
   assert (smoke / "manifest.csv").read_text() == manifest_before
 
