@@ -8,24 +8,20 @@ and the rendered unseen bank.
 `--classifier` defaults to the shipped one. Its temperature is the one it was calibrated
 with; `--logits` scores clip logits saved earlier (`validation`, `test` arrays, e.g. from an
 older classifier's code) instead of running a network, with a temperature fitted here on
-their validation clips. Writes `evaluation.md`, `evaluation.json` and a confusion matrix
+their real validation clips. Writes `evaluation.md`, `evaluation.json` and a confusion matrix
 PNG per row into `--out`.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 from absl import app, flags
 
 from data_prep import dataset
-from experiments.classifier import evaluation_markdown, headline_rows, row_file_name, split_metrics
-from jaxeq import plots
-from jaxeq.atomic import write_text_atomically
-from jaxeq.classes import CLASSES
-from jaxeq.classifier import fit_temperature, load_classifier
+from experiments.classifier import calibration_temperature, split_metrics, write_evaluation
+from jaxeq.classifier import load_classifier
 
 flags.DEFINE_string("data", "data/medium4", "a featurized dataset with a real test split")
 flags.DEFINE_string("classifier", None, "an exported classifier directory (default: shipped)")
@@ -40,7 +36,7 @@ def main(argv) -> None:
   if FLAGS.logits:
     with np.load(FLAGS.logits, allow_pickle=False) as saved:
       logits = {name: saved[name] for name in splits}
-    temperature = fit_temperature(logits["validation"], splits["validation"].labels)
+    temperature = calibration_temperature(logits["validation"], splits["validation"])
   else:
     classifier = load_classifier(FLAGS.classifier)
     logits = {name: classifier.clip_logits(s.windows, s.window_clip, len(s.labels))
@@ -52,13 +48,7 @@ def main(argv) -> None:
     results[name] = split_metrics(logits[name], split.labels, split.rows, temperature)
   out = Path(FLAGS.out)
   out.mkdir(parents=True, exist_ok=True)
-  write_text_atomically(out / "evaluation.json", json.dumps(results, indent=1) + "\n")
-  write_text_atomically(out / "evaluation.md", evaluation_markdown(results))
-  for row, metrics in headline_rows(results):
-    plots.plot_confusion(np.array(metrics["confusion"]), CLASSES,
-                         out / f"confusion_{row_file_name(row)}.png",
-                         f"{row}: top-1 {metrics['accuracy']:.1%}, "
-                         f"top-3 {metrics['top3_accuracy']:.1%}")
+  write_evaluation(out, results)
   print((out / "evaluation.md").read_text())
 
 

@@ -54,15 +54,17 @@ def main() -> None:
   kinds = collections.Counter(r["material"].split(" ")[0] for r in rows)
   print("material: " + ", ".join(f"{k} {n / len(rows):.0%}" for k, n in kinds.most_common()))
 
-  print("\n| size | clips/class: reference + train / validation / test | clips | minutes "
-        "(train / validation / test) | clip length |")
-  print("|---|---|---|---|---|")
+  print("\n| size | rendered clips/class: reference + train / validation / test | recorded "
+        "clips/class: train / validation / test | clips | minutes (train / validation / test) "
+        "| clip length (at most) |")
+  print("|---|---|---|---|---|---|")
   for name, size in plan.SIZES.items():
     clips = plan.plan(name, 0)
     minutes = collections.Counter()
     for c in clips:
       minutes[c.split] += c.seconds / 60
     print(f"| {name} | {size.reference} + {size.train} / {size.validation} / {size.test} | "
+          f"{size.recorded_train} / {size.recorded_validation} / {size.recorded_test} | "
           f"{len(clips):,} | {sum(minutes.values()):,.0f} ({minutes['train']:,.0f} / "
           f"{minutes['validation']:,.0f} / {minutes['test']:,.0f}) | {size.clip_seconds:g} s |")
   per_class = collections.defaultdict(float)

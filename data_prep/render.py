@@ -2,14 +2,15 @@
 recordings through the sampler and the drum kits (DESIGN.md §3).
 
     python -m data_prep.render --size smoke|default|medium|paper --out DIR [--seed 0] [--workers N]
-        [--num-shards N --shard-index I] [--classes kick,snare,...]
+        [--num-shards N --shard-index I] [--classes kick,snare,...] [--chain room,noise,...|none]
 
 Writes `DIR/audio/SPLIT/CLASS/*.flac` (44.1 kHz mono), `DIR/manifest.csv` and
 `DIR/dataset.json` (size, seed, banks, the real recordings with their licences and
 attributions, the command). Coloured clips of the training splits also go through a random
 recording chain (room, noise, compression, saturation, band-limiting, a lossy codec:
 `data_prep.recording_chain`), drawn per clip; test clips get the EQ colouration only, so the
-test split measures recordings, not the chain. A clip that is silent (after a one-shot is
+test split measures recordings, not the chain (`--chain` names the stages used, to measure
+which matter). A clip that is silent (after a one-shot is
 trimmed) is skipped and listed. Clips already on disk are skipped, so an
 interrupted render resumes; a cluster job array renders disjoint shards into one DIR (each
 shard writes the manifest of every clip rendered so far; run once more without the shard
@@ -48,6 +49,10 @@ ONE_SHOT_TAIL_DB = -60.0
 ONE_SHOT_MIN_S = 0.05
 
 
+# The recording chain's stages a training clip can go through (its EQ is the colouration).
+CHAIN_STAGES = tuple(s for s in recording_chain.STAGES if s != "eq")
+
+
 class SilentClip(RuntimeError):
   """A clip with nothing audible: left out of the dataset and listed, not a failure."""
 
@@ -57,6 +62,7 @@ def main(argv=None) -> int:
   args = _parse_args(argv)
   out = Path(args.out)
   try:
+    stages = chain_stages(args.chain)
     clips = plan.plan(args.size, args.seed, args.classes.split(",") if args.classes else None)
     mine = plan.shard(clips, args.num_shards, args.shard_index)
     import_fluidsynth()
@@ -65,7 +71,7 @@ def main(argv=None) -> int:
                        for name in recordings.fetched_names(c.bank)})
     for name in recorded:
       fetch.source_dir(name)  # every recording is there before any work starts
-    _claim(out, args, banks, fetch.attributions(recorded),
+    _claim(out, args, stages, banks, fetch.attributions(recorded),
            command="python -m data_prep.render " + shlex.join(argv))
   except (SetupError, ValueError) as e:
     print(f"error: {e}", file=sys.stderr)
@@ -81,7 +87,7 @@ def main(argv=None) -> int:
     if todo:
       context = multiprocessing.get_context("spawn")  # safe with JAX and on every platform
       with context.Pool(min(args.workers, len(todo))) as pool:
-        results = pool.imap_unordered(_render_in_worker, [(c, str(out)) for c in todo])
+        results = pool.imap_unordered(_render_in_worker, [(c, str(out), stages) for c in todo])
         for row in tqdm.tqdm(results, total=len(todo), desc="render", unit="clip"):
           if isinstance(row, str):
             (silent if row.startswith("silent: ") else failures).append(row)
@@ -108,22 +114,37 @@ def _parse_args(argv):
   parser.add_argument("--num-shards", type=int, default=1)
   parser.add_argument("--shard-index", type=int, default=0)
   parser.add_argument("--classes", default="", help="comma-separated subset of the classes")
+  parser.add_argument("--chain", default=",".join(CHAIN_STAGES),
+                      help="the recording-chain stages of the training clips, or 'none'")
   args = parser.parse_args(argv)
   if args.workers < 1:
     parser.error(f"--workers {args.workers}: expected at least 1")
   return args
 
 
-def _claim(out: Path, args, banks: dict[str, str], sources: list[dict], command: str) -> None:
-  """Writes `dataset.json`, or checks that the one in `out` is for the same size and seed."""
+def chain_stages(spec: str) -> tuple[str, ...]:
+  """The recording-chain stages `--chain` names ('none': no chain)."""
+  stages = () if spec == "none" else tuple(s for s in spec.split(",") if s)
+  unknown = sorted(set(stages) - set(CHAIN_STAGES))
+  if unknown:
+    raise ValueError(f"--chain {spec!r}: unknown stage {unknown[0]!r}, expected 'none' or some "
+                     f"of {','.join(CHAIN_STAGES)}")
+  return tuple(s for s in CHAIN_STAGES if s in stages)
+
+
+def _claim(out: Path, args, stages: tuple[str, ...], banks: dict[str, str],
+           sources: list[dict], command: str) -> None:
+  """Writes `dataset.json`, or checks that the one in `out` is for the same size, seed and
+  chain."""
   info_path = out / "dataset.json"
   if info_path.is_file():
     info = json.loads(info_path.read_text(encoding="utf-8"))
-    if (info.get("format"), info.get("size"), info.get("seed")) != (DATASET_FORMAT, args.size,
-                                                                     args.seed):
+    have = (info.get("format"), info.get("size"), info.get("seed"), info.get("chain_stages"))
+    if have != (DATASET_FORMAT, args.size, args.seed, list(stages)):
       raise ValueError(f"{out} holds the {info.get('size')!r} dataset with seed "
-                       f"{info.get('seed')} in format {info.get('format')!r}: render "
-                       f"{args.size!r} with seed {args.seed} ({DATASET_FORMAT}) elsewhere")
+                       f"{info.get('seed')} and chain {info.get('chain_stages')} in format "
+                       f"{info.get('format')!r}: render {args.size!r} with seed {args.seed} and "
+                       f"chain {list(stages)} ({DATASET_FORMAT}) elsewhere")
     return
   out.mkdir(parents=True, exist_ok=True)
   size = plan.get_size(args.size)
@@ -133,7 +154,7 @@ def _claim(out: Path, args, banks: dict[str, str], sources: list[dict], command:
           "reference": size.reference, "train": size.train, "validation": size.validation,
           "test": size.test},
       "banks": {split: list(plan.BANKS[split]) for split in plan.SPLITS}, "bank_files": banks,
-      "recordings": sources,
+      "recordings": sources, "chain_stages": list(stages),
       "sample_rate": SAMPLE_RATE, "jaxeq_version": jaxeq.__version__,
       "command": command,
   }
@@ -171,11 +192,11 @@ _PLAYERS = None
 def _render_in_worker(job) -> dict | str:
   """A manifest row, or a one-line failure (or "silent: ...") naming the clip."""
   global _PLAYERS
-  clip, out = job
+  clip, out, stages = job
   try:
     if _PLAYERS is None:
       _PLAYERS = Players()
-    return render_clip(clip, Path(out), _PLAYERS)
+    return render_clip(clip, Path(out), _PLAYERS, stages)
   except SilentClip as e:
     return f"silent: {clip.path}: {e}"
   except Exception as e:  # one bad clip is reported, not allowed to stop the whole render
@@ -197,7 +218,8 @@ def trim_one_shot(audio: np.ndarray) -> np.ndarray:
   return out
 
 
-def render_clip(clip: plan.ClipSpec, out: Path, players: Players) -> dict:
+def render_clip(clip: plan.ClipSpec, out: Path, players: Players,
+                chain_stages: tuple[str, ...] | None = None) -> dict:
   """Renders one clip, colours it unless it is a reference clip (and puts a training clip
   through a random recording chain), and saves it atomically."""
   material_seed, colour_seed, level_seed, chain_seed = np.random.SeedSequence(clip.seed).spawn(4)
@@ -216,8 +238,9 @@ def render_clip(clip: plan.ClipSpec, out: Path, players: Players) -> dict:
     audio = apply_eq(audio, SAMPLE_RATE, eq)
   chain = {}
   if not clip.reference and clip.split != "test":
+    config = chain_config(CHAIN_STAGES if chain_stages is None else chain_stages)
     audio, chain = recording_chain.apply_chain(audio, SAMPLE_RATE,
-                                               np.random.default_rng(chain_seed), CHAIN)
+                                               np.random.default_rng(chain_seed), config)
   peak = float(np.max(np.abs(audio)))
   if not peak > 1e-5:
     raise SilentClip(f"{material.description} (program {program}) played silence")
@@ -238,15 +261,14 @@ def render_clip(clip: plan.ClipSpec, out: Path, players: Players) -> dict:
   }
 
 
-def _chain_config():
-  """The recording chain of the training clips: every stage but the EQ, which is the
-  colouration every coloured clip gets anyway."""
+def chain_config(stages: tuple[str, ...]):
+  """The recording chain of the training clips with only `stages` on (never its EQ: that is
+  the colouration every coloured clip gets anyway)."""
   config = recording_chain.default_config()
-  config.eq.probability = 0.0
+  for stage in recording_chain.STAGES:
+    if stage not in stages:
+      config[stage].probability = 0.0
   return config
-
-
-CHAIN = _chain_config()
 
 
 if __name__ == "__main__":

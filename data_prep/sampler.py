@@ -34,9 +34,8 @@ import soundfile as sf
 import soxr
 
 from data_prep.material import Control, Material, Note, Sounds
+from data_prep.sound_source import SAMPLE_RATE
 from jaxeq.classes import class_info
-
-SAMPLE_RATE = 44100
 AUDIO_SUFFIXES = (".flac", ".wav", ".ogg", ".mp3")  # preferred first
 # Note names: letter, accidental (s or # sharp, b flat), octave (C4 = MIDI 60), then an optional
 # velocity layer (v10) and round-robin index (_rr2).

@@ -7,8 +7,8 @@ Audio of any length works: a clip shorter than a window (a 50 ms one-shot, a 2 s
 classified from the frames that hold it, not from the padding around it (the network pools
 over frames with audio only); the logits of a long track are averaged over its windows
 (`jaxeq.log_spectrogram_windows`). The probabilities are calibrated: the logits are divided by
-a temperature fitted on validation clips (`fit_temperature`), so a confidence of 0.8 is right
-about four times in five. A classifier directory holds
+a temperature fitted on real validation recordings (`fit_temperature`), so a confidence of 0.8
+is right about four times in five. A classifier directory holds
 `config.json` (classes, network, how it was trained), `params/` (orbax) and `MODEL_CARD.md`;
 the shipped one lives in `jaxeq/assets/classifier/`.
 """

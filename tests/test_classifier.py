@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import jaxeq
+from data_prep import plan
 from jaxeq import augment
 from jaxeq.classes import CLASSES
 from jaxeq.classifier import (Classifier, InstrumentCNN, expected_calibration_error,
@@ -152,11 +153,13 @@ def test_augmentations():
   np.testing.assert_allclose(jnp.sort(shifted, axis=1), jnp.sort(windows, axis=1))
   # A crop keeps the first frames and leaves the rest below any level the window has, as the
   # padding around a short clip; its lengths spread over the configured range.
-  cropped = augment.augment_windows(key, many, dict(_only(crop=1.0), crop_frames=(2, 2)))
-  assert bool(jnp.all(cropped[:, :2] == many[:, :2]))
-  config = _only(crop=1.0)
-  lengths = jnp.sum(jnp.max(augment.augment_windows(key, jnp.tile(windows, (16, 1, 1)), config),
-                            axis=2) > -150, axis=1)
+  two_frames = _only(crop=1.0)
+  two_frames.crop_frames = (2, 2)
+  cropped = augment.augment_windows(key, windows, two_frames)
+  assert bool(jnp.all(cropped[:, :2] == windows[:, :2]))
+  assert bool(jnp.all(cropped[:, 2:] < jnp.min(windows) - 100))
+  lengths = jnp.sum(jnp.max(augment.augment_windows(key, jnp.tile(windows, (16, 1, 1)),
+                                                    _only(crop=1.0)), axis=2) > -150, axis=1)
   assert int(jnp.min(lengths)) >= 2 and int(jnp.max(lengths)) <= 256
   assert float(jnp.mean(lengths < 32)) > 0.3  # log-uniform: short crops are common
   # Noise and bleed only add power.
@@ -170,7 +173,6 @@ def test_experiment_smoke_trains_evaluates_builds_targets_and_exports(tmp_path, 
   config.data_dir = str(smoke_dataset)
   config.progress = False
   results = experiment.train_and_evaluate(config, tmp_path / "run")
-  from data_prep import plan
   for split in ("validation", "test"):
     metrics = results[split]
     clips = sum(c.split == split for c in plan.plan("smoke", 0))
@@ -180,7 +182,7 @@ def test_experiment_smoke_trains_evaluates_builds_targets_and_exports(tmp_path, 
     assert metrics["groups"]["real recordings"]["clips"] == 24
     assert metrics["groups"]["rendered"]["clips"] == 35
   assert results["temperature"] > 0
-  assert (tmp_path / "run" / "confusion_test_rendered.png").stat().st_size > 10_000
+  assert (tmp_path / "run" / "confusion_test_real_recordings.png").stat().st_size > 10_000
   assert json.loads((tmp_path / "run" / "evaluation.json").read_text())["step"] == results["step"]
   bank = TargetBank.load(tmp_path / "run" / "targets.npz")
   assert bank.classes == CLASSES and list(bank.counts) == [1] * 35

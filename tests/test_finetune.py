@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import jaxeq
+from data_prep import plan
 from experiments import finetune
 
 
@@ -18,7 +19,9 @@ def test_smoke_run_writes_the_comparison_and_exports_a_matcher(tmp_path, smoke_d
   methods = ["MLP, synthetic only", "CNN, synthetic only", "MLP, fine-tuned", "CNN, fine-tuned",
              "per-curve optimiser (floor)"]
   assert list(results["mae_db"]) == methods
-  assert results["test_curves"] == 35 and results["train_curves"] == 70
+  planned = plan.plan("smoke", 0)
+  assert results["test_curves"] == sum(c.split == "test" for c in planned)
+  assert results["train_curves"] == sum(c.split == "train" for c in planned)
   assert all(np.isfinite(v) and v > 0 for v in results["mae_db"].values())
   assert results["change_vs_mlp_synthetic"]["MLP, synthetic only"] == 0.0
   assert results["ratio_to_floor"]["per-curve optimiser (floor)"] == 1.0

@@ -6,10 +6,8 @@ import numpy as np
 import pytest
 from scipy import signal
 
-# The `data` extra's libraries: without them the chain cannot run at all.
-
-from data_prep import recording_chain  # noqa: E402
-from jaxeq.eq import EQ  # noqa: E402
+from data_prep import recording_chain
+from jaxeq.eq import EQ
 
 SR = 44100
 

@@ -79,5 +79,5 @@ def test_a_silent_clip_is_skipped_and_listed_not_failed(tmp_path, monkeypatch):
   with pytest.raises(render.SilentClip, match="silence"):
     render.render_clip(clip, tmp_path, players)
   monkeypatch.setattr(render, "_PLAYERS", players)
-  assert render._render_in_worker((clip, str(tmp_path))).startswith(f"silent: {clip.path}")
+  assert render._render_in_worker((clip, str(tmp_path), ())).startswith(f"silent: {clip.path}")
   assert not (tmp_path / clip.path).exists()

@@ -85,8 +85,12 @@ def test_unusable_audio_raises_instead_of_returning_inf(audio, rate, reason):
 def test_spectrogram_windows():
   short = jaxeq.log_spectrogram_windows(_noise(seconds=2), RATE)
   assert short.shape == (1, 256, 256) and short.dtype == np.float32
-  # The clip fills a third of the window; the zero padding sits at the floor.
-  assert np.median(short[0, :80]) > -60 and np.all(short[0, -80:] == spectrum.FLOOR_DB)
+  # The clip fills a third of the window; the padding after it sits below any audio level.
+  assert np.median(short[0, :80]) > -60 and np.all(short[0, -80:] == spectrum.PADDING_DB)
+  assert spectrum.PADDING_DB < spectrum.FLOOR_DB - 80
+  # Digital silence inside the audio is audio at the floor, not padding.
+  silent_start = np.concatenate([np.zeros(4 * RATE, np.float32), _noise(seconds=2)])
+  assert np.all(jaxeq.log_spectrogram_windows(silent_start, RATE)[0, 10:80] == spectrum.FLOOR_DB)
   assert jaxeq.log_spectrogram_windows(_noise(seconds=15.5), RATE).shape[0] == 3
   # A silent stretch between two notes is a rest: its window is left out.
   tone = np.sin(2 * np.pi * 1000 * np.arange(6 * RATE) / RATE).astype(np.float32)
