@@ -262,12 +262,16 @@ def export(config, workdir, destination, command: str) -> None:
 
 
 def _sources_markdown(info: dict) -> str:
-  """The real recordings the data came from, with their licences and attributions."""
-  sources = info.get("recordings", [])
-  if not sources:
+  """The real recordings the data came from, with their licences and attributions (sources
+  with one credit, like the Salamander piano's 17 packages, on one line)."""
+  credits: dict[tuple[str, str], list[str]] = {}
+  for s in info.get("recordings", []):
+    credits.setdefault((s["licence"], s["attribution"]), []).append(
+        f"{s['package']} {s['version']}")
+  if not credits:
     return "No real recordings: rendered General-MIDI banks only."
-  return "\n".join(f"- {s['name']} ({s['package']} {s['version']}): {s['licence']}. "
-                   f"{s['attribution']}" for s in sources)
+  return "\n".join(f"- {attribution} ({licence}; {', '.join(packages)})"
+                   for (licence, attribution), packages in credits.items())
 
 
 MODEL_CARD = """# Instrument classifier
