@@ -20,6 +20,7 @@ notes (by pitch) held out, and a sampler on the rest never pitch-shifts one of t
 from __future__ import annotations
 
 from data_prep import fetch
+from data_prep.sound_source import SoundSource
 from jaxeq.classes import class_info
 
 # tonejs-instruments instrument → class.
@@ -89,7 +90,7 @@ _KIT_CLASSES.update({"hydrogen/ElectricEmpireKit": frozenset({"kick", "snare", "
                      "hydrogen/VariBreaks": frozenset({"kick", "snare", "hihat", "toms"})})
 
 
-def open_source(source: str):
+def open_source(source: str) -> SoundSource:
   """The `SoundSource` named `source`, on its fetched recordings (a `SetupError` naming what
   to fetch when they are missing)."""
   from data_prep import drumkits, sampler

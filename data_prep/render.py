@@ -34,6 +34,7 @@ import jaxeq
 from data_prep import fetch, manifest, plan, recording_chain, recordings
 from data_prep.colouration import random_colouration
 from data_prep.material import make_material, make_one_shot
+from data_prep.sound_source import SoundSource
 from data_prep.synth import (SOUNDS, SAMPLE_RATE, Renderer, SetupError, find_bank,
                              import_fluidsynth)
 from jaxeq.atomic import write_text_atomically
@@ -180,7 +181,7 @@ class Players:
       self._renderer = Renderer()
     return self._renderer.render(material, clip.bank, clip.seconds)
 
-  def _source(self, name: str):
+  def _source(self, name: str) -> SoundSource:
     if name not in self._recorded:
       self._recorded[name] = recordings.open_source(name)
     return self._recorded[name]
