@@ -9,7 +9,8 @@
 Curves are built exactly as at inference: every clip's long-term spectrum, the classifier's
 instrument, that instrument's target, their difference (`jaxeq.difference`). Training clips
 teach, validation clips choose the checkpoint, and the held-out curves of the `test` split
-(rendered through a bank the models never heard) score MLP and CNN before and after
+(clips rendered through a bank the models never heard, and real recordings held out from
+training) score MLP and CNN before and after
 fine-tuning against the per-curve optimiser floor. Writes `results.json`, `results.md`,
 `mae.png` and `examples.png` to the workdir; `--export=DIR` writes the fine-tuned CNN as a
 matcher directory (`jaxeq.load_matcher(DIR)`).
@@ -205,7 +206,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
     write_text_atomically(workdir / "results.md", results_markdown(results))
     write_text_atomically(workdir / "config.json", config.to_json_best_effort(indent=2) + "\n")
     plots.plot_mae_bars(results["mae_db"], workdir / "mae.png",
-                        f"held-out real curves ({len(test.curves)}, unseen bank)")
+                        f"held-out real curves ({len(test.curves)}, test split)")
     examples = np.argsort(floor_mae)[np.linspace(0, len(floor_mae) - 1, 6).astype(int)]
     responses = {"CNN, synthetic only": base["cnn"], "CNN, fine-tuned": tuned["cnn"]}
     plots.plot_curve_matches(
@@ -228,7 +229,7 @@ def comparison(per_curve: dict) -> dict:
 
 
 def results_markdown(results: dict) -> str:
-  lines = [f"MAE on {results['test_curves']} held-out real difference curves (unseen bank; "
+  lines = [f"MAE on {results['test_curves']} held-out real difference curves (test split; "
            f"classifier accuracy on them {results['classifier_accuracy_test']:.0%})", "",
            "| method | MAE (dB) | vs MLP, synthetic only | x floor |", "|---|---|---|---|"]
   for name, value in results["mae_db"].items():
