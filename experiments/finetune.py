@@ -259,7 +259,8 @@ def export(config, workdir, destination, command: str) -> None:
 MODEL_CARD = """# CNN matcher, fine-tuned on real difference curves
 
 The shipped base CNN (synthetic stage), fine-tuned with the L1 spectral loss on difference
-curves built as at inference (classifier → target bank → difference) from rendered tracks.
+curves built as at inference (classifier → target bank → difference) from rendered and real
+recorded tracks.
 
 - command: `{command}`
 - data: {data}; {train} training clips, each re-coloured at random every step and {other:.0%}
