@@ -144,8 +144,7 @@ def make_one_shot(class_name: str, rng: np.random.Generator,
   velocity = int(rng.integers(30, 128))
   if info.is_drum:
     pitch, hold = int(rng.choice(info.gm_drum_notes)), 0.1
-    program = int(rng.choice([k for k in DRUM_KITS
-                              if info.name in _KIT_CLASSES.get(k, (info.name,))]))
+    program = int(rng.choice(_kits(info)))
   else:
     lo, hi = info.pitch_range
     pitch, program = int(rng.integers(lo, hi + 1)), int(rng.choice(info.gm_programs))
@@ -555,11 +554,15 @@ def _drum_material(info: InstrumentClass, rng, seconds: float) -> Material:
   n_bars = math.ceil(seconds / (16 * step))
   velocity = DYNAMICS[dynamic]
   hits, description = _DRUM_PATTERNS[info.name](info, rng, n_bars, velocity)
-  kits = [k for k in DRUM_KITS if info.name in _KIT_CLASSES.get(k, (info.name,))]
   notes = [Note(p, s * step, s * step + ring, v) for s, p, v, ring in hits]
   return Material(notes=_humanise(notes, rng, seconds, 0.004), controls=(),
-                  program=int(rng.choice(kits)), is_drum=True, description=description,
+                  program=int(rng.choice(_kits(info))), is_drum=True, description=description,
                   tempo_bpm=round(tempo, 1), articulation="normal", velocity=velocity)
+
+
+def _kits(info: InstrumentClass) -> list[int]:
+  """The GM drum kits that play the class with a sound of its own."""
+  return [k for k in DRUM_KITS if info.name in _KIT_CLASSES.get(k, (info.name,))]
 
 
 def _velocity(rng, base: int, accent: float = 0.0) -> int:

@@ -71,8 +71,10 @@ def fetched_names(source: str) -> tuple[str, ...]:
   """The `data_prep.fetch` sources a recorded source reads."""
   if source == "salamander":
     return fetch.GROUPS["salamander"]
-  if source.startswith(("hydrogen/", "avldrums/")):
-    return ("hydrogen-drumkits",) if source.startswith("hydrogen/") else ("avldrums",)
+  if source.startswith("hydrogen/"):
+    return ("hydrogen-drumkits",)
+  if source.startswith("avldrums/"):
+    return ("avldrums",)
   return (source.split("/")[0],)
 
 

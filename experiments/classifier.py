@@ -32,7 +32,7 @@ import optax
 from data_prep import dataset
 from jaxeq import augment, plots, trainer
 from jaxeq.atomic import write_text_atomically
-from jaxeq.classes import CLASSES
+from jaxeq.classes import CLASSES, class_info
 from jaxeq.classifier import (Classifier, InstrumentCNN, expected_calibration_error,
                               fit_temperature, init_params, softmax)
 from jaxeq.targets import bank_from_spectra
@@ -111,7 +111,7 @@ def evaluation_groups(rows: list[dict]) -> dict[str, np.ndarray]:
   one-shots and clips under 6 s, and the rendered clips (the unseen bank, in `test`; its 6 s
   phrases alone compare with figures from before the dataset had short clips)."""
   recorded = np.array([r.get("recorded") == "1" for r in rows], bool)
-  drums = np.array([r["class"] in ("kick", "snare", "hihat", "toms", "cymbals") for r in rows])
+  drums = np.array([class_info(r["class"]).is_drum for r in rows], bool)
   one_shot = np.array([r.get("kind") == "one_shot" for r in rows], bool)
   short = np.array([float(r.get("duration_s") or 0) < 6.0 for r in rows], bool)
   groups = {"real recordings": recorded, "real drums": recorded & drums,
