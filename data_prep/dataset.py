@@ -33,6 +33,11 @@ class Split:
     """(clips,) True for the clean reference clips."""
     return np.array([r.get("reference", "").lower() in ("1", "true") for r in self.rows])
 
+  @property
+  def recorded(self) -> np.ndarray:
+    """(clips,) True for the clips played from real recordings."""
+    return np.array([r.get("recorded", "") == "1" for r in self.rows])
+
 
 def is_prepared(data_dir) -> bool:
   return all((Path(data_dir) / "features" / s / "info.json").is_file() for s in SPLITS)

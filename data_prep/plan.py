@@ -5,7 +5,9 @@ cluster job array) agrees on it. Splits: `train` and `validation` play through t
 turn, FluidR3_GM, MuseScore_General and FreePats (those of them with samples of the class), so
 that what the models learn of an instrument is not one bank's samples; `test` plays through a
 bank the models never hear in training (TimGM6mb).
-A `reference` subset of `train` is rendered clean, for the target spectra; every other clip is
+A `reference` subset of `train` is rendered clean, for the target spectra; so is a
+`recorded_reference` subset of the recorded training clips, played from the training
+recordings (targets come from real recordings where a class has them). Every other clip is
 coloured.
 
 Beside the rendered clips, every class with real recordings (`data_prep.recordings`) has
@@ -44,7 +46,8 @@ ONE_SHOT_SECONDS = 4.0  # at most: a one-shot is cut where its sound has died aw
 @dataclasses.dataclass(frozen=True)
 class Size:
   """Clip length and clips per class: clean reference (train), coloured train, validation, test
-  rendered from the GM banks; recorded train, validation, test for classes with recordings."""
+  rendered from the GM banks; recorded train, validation, test and clean recorded reference
+  (train) for classes with recordings."""
   clip_seconds: float
   reference: int
   train: int
@@ -53,6 +56,7 @@ class Size:
   recorded_train: int = 0
   recorded_validation: int = 0
   recorded_test: int = 0
+  recorded_reference: int = 0
 
   @property
   def per_class(self) -> int:
@@ -61,16 +65,20 @@ class Size:
 
 SIZES = {
     "smoke": Size(clip_seconds=2.0, reference=1, train=1, validation=1, test=1,
-                  recorded_train=1, recorded_validation=1, recorded_test=1),
+                  recorded_train=1, recorded_validation=1, recorded_test=1,
+                  recorded_reference=1),
     "default": Size(clip_seconds=6.0, reference=4, train=10, validation=3, test=3,
-                    recorded_train=10, recorded_validation=3, recorded_test=6),
+                    recorded_train=10, recorded_validation=3, recorded_test=6,
+                    recorded_reference=2),
     # What the shipped classifier and target bank were trained on: the largest that fitted a
     # session without a GPU.
     "medium": Size(clip_seconds=6.0, reference=10, train=150, validation=10, test=20,
-                   recorded_train=150, recorded_validation=10, recorded_test=40),
+                   recorded_train=150, recorded_validation=10, recorded_test=40,
+                   recorded_reference=10),
     # 35 × 1,286 = 45,010 rendered clips, the size of the paper's classifier set.
     "paper": Size(clip_seconds=6.0, reference=40, train=1000, validation=125, test=121,
-                  recorded_train=1000, recorded_validation=100, recorded_test=150),
+                  recorded_train=1000, recorded_validation=100, recorded_test=150,
+                  recorded_reference=40),
 }
 
 
@@ -114,7 +122,8 @@ def plan(size: str, seed: int, classes: Sequence[str] | None = None) -> list[Cli
            ("test", "test", spec.test, False),
            ("recorded_train", "train", spec.recorded_train, True),
            ("recorded_validation", "validation", spec.recorded_validation, True),
-           ("recorded_test", "test", spec.recorded_test, True))
+           ("recorded_test", "test", spec.recorded_test, True),
+           ("recorded_reference", "train", spec.recorded_reference, True))
   clips = []
   for k in range(max(n for _, _, n, _ in kinds)):
     for name in classes:
@@ -129,10 +138,10 @@ def plan(size: str, seed: int, classes: Sequence[str] | None = None) -> list[Cli
           continue
         entropy = [seed, class_info(name).index, code, k]
         clip_seed = int(np.random.SeedSequence(entropy).generate_state(1)[0])
-        clip_kind, seconds = _kind_and_length(clip_seed, kind == "reference", recorded,
-                                              spec.clip_seconds)
+        reference = kind in ("reference", "recorded_reference")
+        clip_kind, seconds = _kind_and_length(clip_seed, reference, recorded, spec.clip_seconds)
         clips.append(ClipSpec(clip_id=f"{name}_{kind}_{k:05d}", class_name=name, split=split,
-                              bank=banks[k % len(banks)], reference=kind == "reference",
+                              bank=banks[k % len(banks)], reference=reference,
                               seed=clip_seed, seconds=seconds, kind=clip_kind,
                               recorded=recorded))
   return clips

@@ -41,8 +41,9 @@ from jaxeq.atomic import write_text_atomically
 from jaxeq.eq import EQ
 from jaxeq.processing import apply_eq
 
-# 4: real recordings, short phrases and one-shots, the recording chain (3: three GM banks).
-DATASET_FORMAT = "jaxeq.dataset/4"
+# 5: clean recorded reference clips, for targets from real recordings (4: real recordings,
+# short phrases and one-shots, the recording chain; 3: three GM banks).
+DATASET_FORMAT = "jaxeq.dataset/5"
 # Clips are stored at a random peak level in this range (dBFS): levels vary, nothing clips.
 PEAK_DBFS = (-18.0, -3.0)
 # A one-shot ends where its sound has fallen this far below its peak (at least ONE_SHOT_MIN_S).

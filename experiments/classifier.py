@@ -12,7 +12,7 @@ recordings (held out from training: the headline), its drums, one-shots and clip
 its rendered clips (the unseen bank), and the same groups of `validation`: `evaluation.json`,
 `evaluation.md`, `confusion_SPLIT_GROUP.png`; the calibration temperature, fitted on the real
 validation recordings; and the target bank built from the clean reference clips
-(`targets.npz`, `targets.png`). `--export=DIR` writes `DIR/classifier/` (with its model card
+(`experiments.targets`: `targets.npz`, `targets.png`). `--export=DIR` writes `DIR/classifier/` (with its model card
 and temperature) and `DIR/targets.npz`.
 """
 
@@ -30,12 +30,12 @@ import numpy as np
 import optax
 
 from data_prep import dataset
+from experiments import targets
 from jaxeq import augment, plots, trainer
 from jaxeq.atomic import write_text_atomically
 from jaxeq.classes import CLASSES, class_info
 from jaxeq.classifier import (Classifier, InstrumentCNN, expected_calibration_error,
                               fit_temperature, init_params, softmax)
-from jaxeq.targets import bank_from_spectra
 
 
 def get_config(variant: str = "") -> ml_collections.ConfigDict:
@@ -179,10 +179,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
   for name in ("validation", "test"):
     results[name] = split_metrics(logits[name], splits[name].labels, splits[name].rows,
                                   temperature)
-  train = splits["train"]
-  bank = bank_from_spectra(CLASSES, train.labels[train.reference], train.spectra[train.reference],
-                           {"source": f"reference clips of {data_dir}",
-                            "dataset": dataset.dataset_info(data_dir).get("command", str(data_dir))})
+  bank = targets.reference_bank(splits["train"], data_dir)
   if jax.process_index() == 0:
     _write_results(workdir, config, results, bank)
   print(f"best checkpoint (step {step}): " + "; ".join(
@@ -205,8 +202,7 @@ def headline_rows(results: dict) -> list[tuple[str, dict]]:
 def _write_results(workdir: Path, config, results: dict, bank) -> None:
   write_evaluation(workdir, results)
   write_text_atomically(workdir / "config.json", config.to_json_best_effort(indent=2) + "\n")
-  bank.save(workdir / "targets.npz")
-  plots.plot_targets(bank, workdir / "targets.png")
+  targets.write_bank(bank, workdir)
 
 
 def write_evaluation(out: Path, results: dict) -> None:

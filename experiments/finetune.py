@@ -7,10 +7,12 @@
     python -m experiments.finetune --workdir=/tmp/smoke --config=experiments/finetune.py:smoke
 
 Curves are built exactly as at inference: every clip's long-term spectrum, the classifier's
-instrument, that instrument's target, their difference (`jaxeq.difference`). Training clips
-teach, validation clips choose the checkpoint, and the held-out curves of the `test` split
-(clips rendered through a bank the models never heard, and real recordings held out from
-training) score MLP and CNN before and after
+probabilities, the target they blend (`TargetBank.blend`), the audible band the two share
+(`jaxeq.correction_weight`) and their difference there (`jaxeq.difference`). The loss and
+the MAE count the audible band (the loss counts the rest by `outside_weight`, where the EQ
+should leave the track alone). Training clips
+teach, validation clips choose the checkpoint, and the held-out curves of the `test` split's
+real recordings (held out from training) score MLP and CNN before and after
 fine-tuning against the per-curve optimiser floor. Writes `results.json`, `results.md`,
 `mae.png` and `examples.png` to the workdir; `--export=DIR` writes the fine-tuned CNN as a
 matcher directory (`jaxeq.load_matcher(DIR)`).
@@ -32,9 +34,9 @@ from data_prep import dataset
 from jaxeq import fitting, losses, plots, trainer
 from jaxeq.atomic import write_text_atomically
 from jaxeq.classes import CLASSES
-from jaxeq.classifier import load_classifier
+from jaxeq.classifier import load_classifier, softmax
 from jaxeq.matcher import Matcher, load_matcher
-from jaxeq.spectrum import FREQS, SAMPLE_RATE, difference
+from jaxeq.spectrum import FREQS, SAMPLE_RATE, correction_weight, difference
 from jaxeq.targets import load_targets
 
 MODELS = ("mlp", "cnn")
@@ -66,6 +68,9 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   # a training clip is paired with another target: half the time another class's, half the
   # time another clip's spectrum (as `reference=` does).
   config.other_target_probability = 0.5
+  # Outside the audible band the difference is 0 and the EQ should stay near 0 there: the
+  # loss counts those frequencies this much (the MAE not at all).
+  config.outside_weight = 0.1
   config.floor_starts = 8
   config.floor_steps = 500
   config.best_metric = "mae_db"
@@ -88,18 +93,23 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
 class Curves:
   """A split's real-track material, as at inference."""
   spectra: np.ndarray  # (clips, 256) long-term spectra
-  targets: np.ndarray  # (clips, 256) the target of the instrument the classifier heard
-  curves: np.ndarray  # (clips, 256) difference(targets, spectra)
+  targets: np.ndarray  # (clips, 256) the target blended from the classifier's probabilities
+  weights: np.ndarray  # (clips, 256) the audible band: correction_weight(targets, spectra)
+  curves: np.ndarray  # (clips, 256) difference(targets, spectra, weights)
   predicted: np.ndarray  # (clips,) class index the classifier chose
   labels: np.ndarray  # (clips,) true class index
+
+  def subset(self, mask: np.ndarray) -> "Curves":
+    return Curves(*(getattr(self, f.name)[mask] for f in dataclasses.fields(self)))
 
 
 def real_curves(split: dataset.Split, classifier, bank) -> Curves:
   logits = classifier.clip_logits(split.windows, split.window_clip, len(split.labels))
-  predicted = logits.argmax(axis=1)
-  targets = np.stack([bank.target(classifier.classes[i]) for i in predicted])
-  curves = np.asarray(difference(targets, split.spectra))
-  return Curves(split.spectra, targets, curves, predicted, split.labels)
+  probabilities = softmax(logits, classifier.temperature)
+  targets = np.stack([bank.blend(dict(zip(classifier.classes, p)))[0] for p in probabilities])
+  weights = np.asarray(correction_weight(targets, split.spectra))
+  curves = np.asarray(difference(targets, split.spectra, weights))
+  return Curves(split.spectra, targets, weights, curves, logits.argmax(axis=1), split.labels)
 
 
 class CurveStream:
@@ -132,23 +142,26 @@ class CurveStream:
     return {"spectrum": self.data.spectra[ids], "target": target}
 
 
-def make_loss_fn(matcher: Matcher, colouration_db: float):
+def make_loss_fn(matcher: Matcher, colouration_db: float, outside_weight: float):
   layout, model = matcher.layout, matcher.model
 
   def loss_fn(params, batch, rng):
     colour = layout.sample(rng, (batch["spectrum"].shape[0],))
     colour = colour._replace(gain_db=colour.gain_db * (colouration_db / 12.0))
     spectrum = batch["spectrum"] + layout.response_db(colour, FREQS, SAMPLE_RATE)
-    curve = difference(batch["target"], spectrum)
+    weight = correction_weight(batch["target"], spectrum)
+    curve = difference(batch["target"], spectrum, weight)
     unit = model.apply({"params": params}, curve)
-    return losses.matching_loss(layout, unit, curve)
+    return losses.matching_loss(layout, unit, curve,
+                                weight=weight + outside_weight * (1.0 - weight))
 
   return loss_fn
 
 
-def mae(matcher: Matcher, curves: np.ndarray) -> np.ndarray:
-  """Per-curve MAE (dB) of the matcher's EQs on `curves`."""
-  return np.asarray(losses.response_mae(matcher.layout, matcher.predict_unit(curves), curves))
+def mae(matcher: Matcher, curves: Curves) -> np.ndarray:
+  """Per-curve MAE (dB) of the matcher's EQs on `curves`, over each one's audible band."""
+  unit = matcher.predict_unit(curves.curves)
+  return np.asarray(losses.response_mae(matcher.layout, unit, curves.curves, curves.weights))
 
 
 def finetune(config, workdir: Path, name: str, base: Matcher, train: Curves, val: Curves,
@@ -165,10 +178,11 @@ def finetune(config, workdir: Path, name: str, base: Matcher, train: Curves, val
 
   def evaluate(params) -> dict:
     evaluator.params = params
-    return {"mae_db": float(np.mean(mae(evaluator, val.curves)))}
+    return {"mae_db": float(np.mean(mae(evaluator, val)))}
 
   trainer.train(config, workdir, init_params=base.params,
-                loss_fn=make_loss_fn(base, config.colouration_db), batch_fn=stream,
+                loss_fn=make_loss_fn(base, config.colouration_db, config.outside_weight),
+                batch_fn=stream,
                 optimizer=optax.adam(schedule), eval_fn=evaluate)
   evaluator.params, _ = trainer.restore_params(workdir, base.params, "best")
   return evaluator
@@ -180,19 +194,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
   data_dir = dataset.ensure(config.data_dir, config.data_size, config.data_seed)
   classifier = load_classifier(config.classifier or None)
   bank = load_targets(config.targets or None)
-  splits = {name: real_curves(dataset.load_split(data_dir, name), classifier, bank)
-            for name in dataset.SPLITS}
+  data = {name: dataset.load_split(data_dir, name) for name in dataset.SPLITS}
+  splits = {name: real_curves(split, classifier, bank) for name, split in data.items()}
   base = {name: load_matcher(config.base[name]) for name in MODELS}
   tuned = {name: finetune(config, workdir / name, name, base[name], splits["train"],
                           splits["validation"], bank.curves) for name in MODELS}
-  test = splits["test"]
+  # Scored on the real recordings held out from training (those of a dataset without any:
+  # on the whole test split).
+  recorded = data["test"].recorded
+  test = splits["test"].subset(recorded) if recorded.any() else splits["test"]
   layout = base["cnn"].layout
   floor_unit, floor_mae = fitting.fit_curves(layout, test.curves, config.floor_starts,
-                                             config.floor_steps, seed=config.seed)
-  per_curve = {"MLP, synthetic only": mae(base["mlp"], test.curves),
-               "CNN, synthetic only": mae(base["cnn"], test.curves),
-               "MLP, fine-tuned": mae(tuned["mlp"], test.curves),
-               "CNN, fine-tuned": mae(tuned["cnn"], test.curves),
+                                             config.floor_steps, seed=config.seed,
+                                             weights=test.weights)
+  per_curve = {"MLP, synthetic only": mae(base["mlp"], test),
+               "CNN, synthetic only": mae(base["cnn"], test),
+               "MLP, fine-tuned": mae(tuned["mlp"], test),
+               "CNN, fine-tuned": mae(tuned["cnn"], test),
                "per-curve optimiser (floor)": floor_mae}
   results = comparison(per_curve)
   results.update({

@@ -8,14 +8,15 @@ from jaxeq.classes import CLASS_INFO, CLASSES, InstrumentClass, class_info
 from jaxeq.eq import EQ, Band
 from jaxeq.layouts import Layout, Settings, get_layout
 from jaxeq.processing import apply_eq
-from jaxeq.spectrum import (FREQS, SAMPLE_RATE, difference, log_spectrogram_windows,
-                            long_term_spectrum, smooth, zero_centre)
+from jaxeq.spectrum import (FREQS, SAMPLE_RATE, audible_weight, correction_weight, difference,
+                            log_spectrogram_windows, long_term_spectrum, smooth, zero_centre)
 
 __version__ = "0.1.0"
 
 # Loaded on first use: they bring in orbax, which `import jaxeq` need not pay for.
 _LAZY = {"load_matcher": "jaxeq.matcher", "Matcher": "jaxeq.matcher",
          "load_classifier": "jaxeq.classifier", "AutoEQ": "jaxeq.autoeq",
+         "OptimiserMatcher": "jaxeq.fitting",
          "load_targets": "jaxeq.targets"}
 
 
@@ -27,8 +28,8 @@ def __getattr__(name):
 
 
 __all__ = [
-    "AudioError", "AutoEQ", "Band", "EQ", "FREQS", "Layout", "Matcher", "SAMPLE_RATE", "Settings",
-    "apply_eq", "difference", "get_layout", "load_audio", "load_classifier", "load_matcher",
+    "AudioError", "AutoEQ", "Band", "EQ", "FREQS", "Layout", "Matcher", "OptimiserMatcher",
+    "SAMPLE_RATE", "Settings", "apply_eq", "audible_weight", "correction_weight", "difference", "get_layout", "load_audio", "load_classifier", "load_matcher",
     "load_targets",
     "log_spectrogram_windows", "long_term_spectrum",
     "save_audio", "smooth", "zero_centre",

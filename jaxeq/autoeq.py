@@ -1,11 +1,17 @@
 """Automatic EQ, end to end (DESIGN.md §1):
 
-    audio → classifier → instrument → target spectrum ┐
-    audio → long-term spectrum ───────────────────────┴→ difference → matcher → EQ → audio
+    audio → classifier → probabilities → blended target ┐
+    audio → long-term spectrum ─────────────────────────┴→ difference → matcher → EQ → audio
 
     auto = jaxeq.AutoEQ.from_pretrained()
     processed, analysis = auto.process(audio, sample_rate)
-    print(analysis.instrument, analysis.eq)
+    print(analysis.summary())
+
+The correction is made where the track and its target carry energy (the audible band,
+`jaxeq.spectrum.correction_weight`) and nowhere else: the difference is 0 outside it, and the
+EQ never boosts more than `QUIET_BOOST_DB` where the track is more than
+`spectrum.AUDIBLE_BELOW_DB` under its loudest third-octave. A track with almost no audible
+band (a sine, a click) keeps a flat EQ.
 """
 
 from __future__ import annotations
@@ -24,10 +30,19 @@ from jaxeq.layouts import get_layout
 from jaxeq.loudness import K_WEIGHTING, gated_loudness, match_loudness
 from jaxeq.matcher import Matcher, load_matcher
 from jaxeq.processing import apply_eq, eq_channels, filter_channels
-from jaxeq.spectrum import FREQS, SAMPLE_RATE, difference, long_term_spectrum, zero_centre
-from jaxeq.targets import TargetBank, load_targets
+from jaxeq.spectrum import (AUDIBLE_BELOW_DB, FREQS, SAMPLE_RATE, correction_weight, difference,
+                            long_term_spectrum, third_octave_below_peak, zero_centre)
+from jaxeq.targets import BLEND_TOP, TargetBank, load_targets
 
 MAX_AMOUNT = 2.0
+# At most this much boost (dB) where the track has no energy to speak of.
+QUIET_BOOST_DB = 3.0
+# Below this width of audible band (octaves) there is nothing to equalise: the EQ stays flat.
+MIN_AUDIBLE_OCTAVES = 1.0
+# A runner-up this close in probability to the winner is named beside it.
+CLOSE_RUNNER_UP = 0.5
+# Under this confidence a track says that the instrument is a guess.
+LOW_CONFIDENCE = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,23 +52,94 @@ class Analysis:
   probabilities: Mapping[str, float] | None  # None when the classifier was not asked
   spectrum: np.ndarray  # the input's long-term spectrum
   target: np.ndarray  # zero-mean target
+  target_mix: Mapping[str, float] | None  # the classes whose targets made `target`, and weights
+  weight: np.ndarray  # the audible band in [0, 1]: where the EQ corrects
   difference: np.ndarray  # what the EQ should do (target − input, smoothed, ≤ 12 dB)
   eq: EQ
+  note: str | None = None  # why the EQ is flat or limited, when it is
+  # Set by `AutoEQ.process`: the gain after the EQ that matches the input's loudness, and
+  # the loudness change that remains (0 unless the peak limit held the gain back).
+  makeup_gain_db: float | None = None
+  loudness_change_lu: float | None = None
 
   @property
   def confidence(self) -> float | None:
     return None if self.probabilities is None else self.probabilities.get(self.instrument)
 
+  def runner_up(self) -> tuple[str, float] | None:
+    """The second likeliest class when it is close to the winner (≥ half its probability)."""
+    if self.probabilities is None or len(self.probabilities) < 2:
+      return None
+    (_, first), (second, p) = sorted(self.probabilities.items(), key=lambda kv: -kv[1])[:2]
+    return (second, p) if p >= CLOSE_RUNNER_UP * first else None
+
   def eq_curve(self) -> np.ndarray:
     return self.eq.response_db(FREQS, SAMPLE_RATE)
+
+  def heard(self) -> str:
+    """The instrument as a person would say it: `snare 93 %`, `violin 48 % (or viola 41 %)`."""
+    if self.instrument is None:
+      return "matched to a reference"
+    if self.confidence is None:
+      return f"{self.instrument} (given)"
+    text = f"{self.instrument} {self.confidence:.0%}"
+    runner_up = self.runner_up()
+    if runner_up:
+      text += f" (or {runner_up[0]} {runner_up[1]:.0%})"
+    if self.confidence < LOW_CONFIDENCE and self.target_mix:
+      text += "; not sure: target mixed from " + ", ".join(
+          f"{name} {share:.0%}" for name, share in self.target_mix.items())
+    return text
+
+  def summary(self) -> str:
+    """One line: the instrument, every band's frequency, gain and Q, the loudness change."""
+    parts = [self.heard(), self.eq.summary() or "flat EQ"]
+    if self.makeup_gain_db is not None:
+      change = self.loudness_change_lu
+      parts.append(f"make-up gain {self.makeup_gain_db:+.1f} dB, loudness "
+                   + ("unchanged" if abs(change) < 0.05 else
+                      f"{change:+.1f} LU (held back to keep the peak below clipping)"))
+    if self.note:
+      parts.append(self.note)
+    return "; ".join(parts)
 
   def to_dict(self) -> dict:
     """A JSON-able summary (the curves as lists)."""
     return {"instrument": self.instrument, "confidence": self.confidence,
             "probabilities": None if self.probabilities is None else dict(self.probabilities),
+            "target_mix": None if self.target_mix is None else dict(self.target_mix),
+            "note": self.note, "makeup_gain_db": self.makeup_gain_db,
+            "loudness_change_lu": self.loudness_change_lu,
             "eq": self.eq.to_dict(), "freqs_hz": FREQS.tolist(),
             **{name: np.round(getattr(self, name), 3).tolist()
-               for name in ("spectrum", "target", "difference")}}
+               for name in ("spectrum", "target", "weight", "difference")}}
+
+
+def limit_quiet_boosts(eq: EQ, spectrum_db, max_boost_db: float = QUIET_BOOST_DB) -> EQ:
+  """`eq` with its boosting bands scaled down (all by one factor) until it boosts at most
+  `max_boost_db` where the track has no energy: more than `AUDIBLE_BELOW_DB` under its
+  loudest third-octave. Cuts are kept as they are."""
+  quiet = FREQS[np.asarray(third_octave_below_peak(spectrum_db)) > AUDIBLE_BELOW_DB]
+
+  def boosts_scaled(scale: float) -> EQ:
+    return EQ(dataclasses.replace(b, gain_db=b.gain_db * scale) if b.gain_db > 0 else b
+              for b in eq.bands)
+
+  def worst_boost(candidate: EQ) -> float:
+    return float(np.max(candidate.response_db(quiet, SAMPLE_RATE)))
+
+  if len(quiet) == 0 or worst_boost(eq) <= max_boost_db:
+    return eq
+  lo, hi = 0.0, 1.0  # with no boosts at all the quiet region can only be cut
+  for _ in range(16):
+    mid = (lo + hi) / 2
+    lo, hi = (mid, hi) if worst_boost(boosts_scaled(mid)) <= max_boost_db else (lo, mid)
+  return boosts_scaled(lo)
+
+
+def audible_octaves(weight) -> float:
+  """The width of the audible band, in octaves of `FREQS`."""
+  return float(np.sum(weight)) * np.log2(FREQS[-1] / FREQS[0]) / (len(FREQS) - 1)
 
 
 def reference_target(reference, sample_rate: int) -> np.ndarray:
@@ -65,11 +151,14 @@ class AutoEQ:
   """The classifier, the target bank and the matcher, wired together."""
 
   def __init__(self, classifier: Classifier, matcher: Matcher | OptimiserMatcher,
-               targets: TargetBank):
+               targets: TargetBank, blend_top: int = BLEND_TOP):
     missing = sorted(set(classifier.classes) - set(targets.classes))
     if missing:
       raise ValueError(f"the target bank has no target for {', '.join(missing)}")
+    if blend_top < 1:
+      raise ValueError(f"blend_top={blend_top!r}: expected at least 1 class (1: argmax)")
     self.classifier, self.matcher, self.targets = classifier, matcher, targets
+    self.blend_top = blend_top
 
   @classmethod
   def from_pretrained(cls, targets=None, classifier=None, matcher="cnn_finetuned",
@@ -92,19 +181,34 @@ class AutoEQ:
     """
     audio = check_audio(audio, sample_rate)
     spectrum = long_term_spectrum(audio, sample_rate)
-    probabilities = None
+    probabilities = mix = None
     if reference is not None:
       target = reference_target(reference, reference_rate or sample_rate)
     if target is None:
       if instrument is None:
         probabilities = self.classifier.predict(audio, sample_rate)
         instrument = max(probabilities, key=probabilities.get)
-      target = self.targets.target(instrument)
+        target, mix = self.targets.blend(probabilities, self.blend_top)
+      else:
+        instrument = self.targets.find(instrument)
+        target, mix = self.targets.target(instrument), {instrument: 1.0}
     else:
       target, instrument = np.asarray(zero_centre(target)), None
-    diff = np.asarray(difference(target, spectrum))
-    eq, = self.matcher.predict(diff)
-    return Analysis(instrument, probabilities, spectrum, target, diff, eq)
+    weight = np.asarray(correction_weight(target, spectrum))
+    diff = np.asarray(difference(target, spectrum, weight))
+    eq, = self.matcher.predict(diff, weight)
+    note, octaves = None, audible_octaves(weight)
+    if octaves < MIN_AUDIBLE_OCTAVES:
+      eq = EQ(dataclasses.replace(b, gain_db=0.0) for b in eq.bands)
+      note = (f"EQ left flat: the track and its target share only {octaves:.1f} octaves of "
+              f"audible band (a pure tone or a click has nothing to equalise)")
+    else:
+      limited = limit_quiet_boosts(eq, spectrum)
+      if limited is not eq:
+        note = (f"boosts scaled down to at most {QUIET_BOOST_DB:g} dB where the track has no "
+                f"energy")
+      eq = limited
+    return Analysis(instrument, probabilities, spectrum, target, mix, weight, diff, eq, note)
 
   def process(self, audio, sample_rate: int, amount: float = 1.0, instrument: str | None = None,
               reference=None, reference_rate: int | None = None,
@@ -129,5 +233,7 @@ class AutoEQ:
       loudness = pool.submit(loudness_before_and_after)
       processed = apply_eq(audio, sample_rate, eq)
       target_lufs, current_lufs = loudness.result()
-    return (match_loudness(processed, current_lufs, target_lufs),
-            dataclasses.replace(analysis, eq=eq))
+    processed, gain_db = match_loudness(processed, current_lufs, target_lufs)
+    change = current_lufs + gain_db - target_lufs if np.isfinite(target_lufs + current_lufs) else 0.0
+    return processed, dataclasses.replace(analysis, eq=eq, makeup_gain_db=gain_db,
+                                          loudness_change_lu=float(change))

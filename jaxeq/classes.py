@@ -8,6 +8,7 @@ and the MedleyDB and Slakh2100 labels that map onto it.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import types
 from importlib import resources
@@ -50,13 +51,23 @@ CLASSES: tuple[str, ...] = tuple(c.name for c in _INFO)
 CLASS_INFO: types.MappingProxyType = types.MappingProxyType({c.name: c for c in _INFO})
 
 
+def resolve_name(name: str, names, what: str = "instrument class") -> str:
+  """The one of `names` that `name` means, ignoring case, spaces and hyphens ("Acoustic
+  Piano" is `acoustic_piano`); a `ValueError` suggesting the nearest names otherwise."""
+  names = tuple(names)
+  key = str(name).strip().lower().replace(" ", "_").replace("-", "_")
+  for candidate in names:
+    if candidate.lower() == key:
+      return candidate
+  near = difflib.get_close_matches(key, [n.lower() for n in names], n=3, cutoff=0.5)
+  hint = (f"did you mean {' or '.join(n for n in names if n.lower() in near)}?" if near
+          else f"expected one of {', '.join(names)}")
+  raise ValueError(f"unknown {what} {name!r}: {hint}")
+
+
 def class_info(name: str) -> InstrumentClass:
-  """The class called `name`; a `ValueError` naming the valid classes otherwise."""
-  try:
-    return CLASS_INFO[name]
-  except (KeyError, TypeError):
-    raise ValueError(f"unknown instrument class {name!r}: expected one of "
-                     f"{', '.join(CLASSES)}") from None
+  """The class called `name` (see `resolve_name`); a `ValueError` naming the nearest otherwise."""
+  return CLASS_INFO[resolve_name(name, CLASSES)]
 
 
 def label_map(dataset: str) -> dict[str, str]:

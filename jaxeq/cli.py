@@ -85,8 +85,12 @@ def _save_like(track: Path, out: Path, audio: np.ndarray, rate: int) -> None:
 
 
 def _auto_eq(args):
+  """The AutoEQ the flags ask for; `--instrument` resolved to the bank's name (any case)."""
   from jaxeq.autoeq import AutoEQ  # loads the models: only for the commands that need them
-  return AutoEQ.from_pretrained(targets=args.targets, layout=args.layout)
+  auto = AutoEQ.from_pretrained(targets=args.targets, layout=args.layout)
+  if args.instrument is not None:
+    args.instrument = auto.targets.find(args.instrument)
+  return auto
 
 
 def _reference(args) -> dict:
@@ -126,6 +130,7 @@ def process_command(args) -> int:
         from jaxeq.plots import plot_analysis
         plot_analysis(analysis, _output_path(track, out_dir, ".png"), title=track.name)
 
+    tqdm.write(f"{track}: {analysis.summary()}")
     return write
 
   return _each_track(args.inputs, "process", work)
@@ -142,13 +147,7 @@ def analyze_command(args) -> int:
   def work(track: Path) -> None:
     audio, rate = load_audio(track)
     analysis = auto.analyze(audio, rate, instrument=args.instrument, **reference)
-    if analysis.instrument is None:
-      heard = f"matched to {args.reference}"
-    elif analysis.confidence is None:
-      heard = f"{analysis.instrument} (given)"
-    else:
-      heard = f"{analysis.instrument} ({analysis.confidence:.0%})"
-    tqdm.write(f"{track}: {heard}\n{analysis.eq}\n")
+    tqdm.write(f"{track}: {analysis.summary()}")
 
   return _each_track(args.inputs, "analyze", work)
 

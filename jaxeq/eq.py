@@ -147,6 +147,17 @@ class EQ:
       rows.append(f"{i:>2}  {b.kind:<10} {b.freq_hz:>10.1f} {gain:>10} {b.q:>6.2f}")
     return "\n".join(rows)
 
+  def summary(self) -> str:
+    """The bands on one line: `low_shelf 120 Hz +2.1 dB Q 0.71, peak 800 Hz -3.0 dB Q 1.40`;
+    bands left at 0 dB are left out."""
+    parts = []
+    for b in self.bands:
+      if b.kind in biquad.GAINLESS_KINDS:
+        parts.append(f"{b.kind} {b.freq_hz:.0f} Hz Q {b.q:.2f}")
+      elif abs(b.gain_db) >= 0.05:
+        parts.append(f"{b.kind} {b.freq_hz:.0f} Hz {b.gain_db:+.1f} dB Q {b.q:.2f}")
+    return ", ".join(parts)
+
 
 def eq_from_arrays(kinds: Sequence[str], freq_hz, gain_db, q) -> EQ:
   """One EQ from per-band arrays (as a layout's settings hold them)."""

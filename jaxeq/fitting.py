@@ -19,19 +19,23 @@ from jaxeq.layouts import Layout
 
 
 def fit_curves(layout: Layout, curves_db, starts: int = 8, steps: int = 500,
-               learning_rate: float = 0.05, seed: int = 0, chunk: int = 256):
+               learning_rate: float = 0.05, seed: int = 0, chunk: int = 256, weights=None):
   """Best settings found per curve: `(unit (N, num_controls), mae_db (N,))` as NumPy.
 
-  One start is the middle of every range; the others are uniform in [0, 1]^n.
+  `weights` (like `curves_db`, default ones) say which frequencies the MAE counts. One start
+  is the middle of every range; the others are uniform in [0, 1]^n.
   """
   curves = np.atleast_2d(np.asarray(curves_db, np.float32))
+  weights = np.ones_like(curves) if weights is None else np.broadcast_to(
+      np.asarray(weights, np.float32), curves.shape)
   if starts < 1 or steps < 1:
     raise ValueError(f"starts={starts} and steps={steps} must be >= 1")
   fit = _fit_chunk(layout, starts, steps, learning_rate)
   units, maes = [], []
   for start in range(0, len(curves), chunk):
     key = jax.random.fold_in(jax.random.PRNGKey(seed), start)
-    unit, mae = fit(jnp.asarray(curves[start:start + chunk]), key)
+    unit, mae = fit(jnp.asarray(curves[start:start + chunk]),
+                    jnp.asarray(weights[start:start + chunk]), key)
     units.append(np.asarray(unit))
     maes.append(np.asarray(mae))
   return np.concatenate(units), np.concatenate(maes)
@@ -41,24 +45,25 @@ def fit_curves(layout: Layout, curves_db, starts: int = 8, steps: int = 500,
 def _fit_chunk(layout: Layout, starts: int, steps: int, learning_rate: float):
   optimizer = optax.adam(learning_rate)
 
-  def objective(logits, curve):
-    return losses.response_mae(layout, jax.nn.sigmoid(logits), curve)
+  def objective(logits, curve, weight):
+    return losses.response_mae(layout, jax.nn.sigmoid(logits), curve, weight)
 
-  def fit_one(curve, logits):
+  def fit_one(curve, weight, logits):
     def update(carry, _):
       logits, opt_state = carry
-      grads = jax.grad(objective)(logits, curve)
+      grads = jax.grad(objective)(logits, curve, weight)
       updates, opt_state = optimizer.update(grads, opt_state)
       return (optax.apply_updates(logits, updates), opt_state), None
 
     (logits, _), _ = jax.lax.scan(update, (logits, optimizer.init(logits)), None, length=steps)
-    return jax.nn.sigmoid(logits), objective(logits, curve)
+    return jax.nn.sigmoid(logits), objective(logits, curve, weight)
 
   @jax.jit
-  def fit(curves, key):
+  def fit(curves, weights, key):
     n, k = curves.shape[0], layout.num_controls
     unit0 = jax.random.uniform(key, (n, starts, k), minval=0.02, maxval=0.98).at[:, 0].set(0.5)
-    unit, mae = jax.vmap(jax.vmap(fit_one, (None, 0)))(curves, jnp.log(unit0 / (1 - unit0)))
+    unit, mae = jax.vmap(jax.vmap(fit_one, (None, None, 0)))(curves, weights,
+                                                             jnp.log(unit0 / (1 - unit0)))
     best = jnp.argmin(mae, axis=1)
     return unit[jnp.arange(n), best], mae[jnp.arange(n), best]
 
@@ -75,6 +80,8 @@ class OptimiserMatcher:
   def __init__(self, layout: Layout, starts: int = 8, steps: int = 500, seed: int = 0):
     self.layout, self.starts, self.steps, self.seed = layout, starts, steps, seed
 
-  def predict(self, curves_db) -> list:
-    unit, _ = fit_curves(self.layout, curves_db, self.starts, self.steps, seed=self.seed)
+  def predict(self, curves_db, weights=None) -> list:
+    """One `EQ` per curve, fitted over the frequencies `weights` counts (default: all)."""
+    unit, _ = fit_curves(self.layout, curves_db, self.starts, self.steps, seed=self.seed,
+                         weights=weights)
     return self.layout.to_eqs(self.layout.from_unit(unit))

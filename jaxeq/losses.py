@@ -1,7 +1,9 @@
 """Matching losses (Nercessian 2020): response error + parameter error + L1 on gains.
 
 The response error is the paper's metric: mean |target − response| over `FREQS`, both
-zero-centred (DESIGN.md §2), so a network is never asked to match overall level.
+zero-centred (DESIGN.md §2), so a network is never asked to match overall level. With a
+`weight` (the audible band, `jaxeq.spectrum.correction_weight`) both the centring and the mean
+count only the frequencies where the track and its target carry energy.
 """
 
 from __future__ import annotations
@@ -13,21 +15,28 @@ from jaxeq.layouts import Layout
 from jaxeq.spectrum import FREQS, SAMPLE_RATE, zero_centre
 
 
-def response_mae(layout: Layout, unit: jax.Array, target_db: jax.Array) -> jax.Array:
-  """Per-curve MAE (dB) between `target_db` `(..., 256)` and the response of `unit` settings."""
+def response_mae(layout: Layout, unit: jax.Array, target_db: jax.Array,
+                 weight: jax.Array | None = None) -> jax.Array:
+  """Per-curve MAE (dB) between `target_db` `(..., 256)` and the response of `unit` settings,
+  over the frequencies `weight` (`(..., 256)` in [0, 1]) counts, or all of them."""
   response = layout.response_db(layout.from_unit(unit), FREQS, SAMPLE_RATE)
-  return jnp.mean(jnp.abs(zero_centre(target_db) - zero_centre(response)), axis=-1)
+  error = jnp.abs(zero_centre(target_db, weight) - zero_centre(response, weight))
+  if weight is None:
+    return jnp.mean(error, axis=-1)
+  return jnp.sum(weight * error, axis=-1) / jnp.maximum(jnp.sum(weight, axis=-1), 1e-6)
 
 
 def matching_loss(layout: Layout, unit: jax.Array, target_db: jax.Array,
                   target_unit: jax.Array | None = None, response_weight: float = 1.0,
-                  param_weight: float = 0.0, gain_weight: float = 0.0):
+                  param_weight: float = 0.0, gain_weight: float = 0.0,
+                  weight: jax.Array | None = None):
   """The weighted loss of predicted `unit` settings, and its parts (batch means).
 
   `param_weight` needs `target_unit` (the true settings, in [0, 1]); `gain_weight` puts an
-  L1 penalty on the predicted gains (dB), which prefers leaving a band flat to using it.
+  L1 penalty on the predicted gains (dB), which prefers leaving a band flat to using it;
+  `weight` is `response_mae`'s.
   """
-  metrics = {"mae_db": jnp.mean(response_mae(layout, unit, target_db))}
+  metrics = {"mae_db": jnp.mean(response_mae(layout, unit, target_db, weight))}
   loss = response_weight * metrics["mae_db"]
   if param_weight:
     if target_unit is None:

@@ -56,14 +56,13 @@ def gated_loudness(weighted: np.ndarray, sample_rate: int) -> float:
     return float(-0.691 + 10 * np.log10(np.mean(gated)))
 
 
-def match_loudness(processed, current_lufs: float, target_lufs: float) -> np.ndarray:
-  """`processed` (now at `current_lufs`) scaled to `target_lufs`, its peak kept ≤ -0.1 dBFS.
-
-  Silence on either side leaves the level as it is.
-  """
+def match_loudness(processed, current_lufs: float,
+                   target_lufs: float) -> tuple[np.ndarray, float]:
+  """`processed` (now at `current_lufs`) scaled to `target_lufs`, less where its peak would
+  pass -0.1 dBFS, and the gain applied (dB). Silence on either side leaves the level as it is."""
   finite = math.isfinite(target_lufs) and math.isfinite(current_lufs)
-  gain = 10 ** ((target_lufs - current_lufs) / 20) if finite else 1.0
-  peak = float(np.max(np.abs(processed))) * gain
-  if peak > MAX_PEAK:
-    gain *= MAX_PEAK / peak
-  return (processed * gain).astype(processed.dtype, copy=False)
+  gain_db = target_lufs - current_lufs if finite else 0.0
+  peak = float(np.max(np.abs(processed)))
+  if peak > 0 and peak * 10 ** (gain_db / 20) > MAX_PEAK:
+    gain_db = 20 * math.log10(MAX_PEAK / peak)
+  return (processed * 10 ** (gain_db / 20)).astype(processed.dtype, copy=False), gain_db

@@ -32,30 +32,36 @@ def plot_targets(bank, path, columns: int = 5) -> None:
   for ax in axes.flat[len(bank.classes):]:
     ax.axis("off")
   for ax, name, curve, count in zip(axes.flat, bank.classes, bank.curves, bank.counts):
-    ax.plot(FREQS, curve, lw=1.2)
+    origin = bank.origin(name)
+    ax.plot(FREQS, curve, lw=1.2, color="C0" if origin == "real recordings" else "C1")
     _freq_axis(ax)
-    ax.set_title(f"{name} (n={count})", fontsize=9)
+    ax.set_title(f"{name} ({origin + ', ' if origin else ''}n={count})", fontsize=8)
   for ax in axes[-1]:
     ax.set_xlabel("Hz")
   for ax in axes[:, 0]:
     ax.set_ylabel("dB")
-  fig.suptitle("jaxeq target spectra (zero-mean dB)")
+  fig.suptitle("jaxeq target spectra (zero-mean dB; blue: from real recordings, orange: "
+               "from renders)")
   fig.tight_layout()
   _save(fig, path)
 
 
 def plot_analysis(analysis, path, title: str = "") -> None:
-  """Like the paper's Figure 3: input and target spectra, their difference, the EQ, the result."""
+  """Like the paper's Figure 3: input and target spectra, their difference, the EQ, the result;
+  the frequencies outside the audible band (not corrected) shaded, the instrument in the title."""
   eq_curve = analysis.eq.response_db(FREQS, SAMPLE_RATE)
   spectrum = np.asarray(zero_centre(analysis.spectrum))
   fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6.5), sharex=True)
-  label = "reference" if analysis.instrument is None else f"target: {analysis.instrument}"
+  if analysis.instrument is None:
+    label = "reference"
+  else:
+    label = "target: " + " + ".join(f"{share:.0%} {name}"
+                                    for name, share in (analysis.target_mix or {}).items())
   top.plot(FREQS, spectrum, color="0.45", lw=1.2, label="input")
   top.plot(FREQS, analysis.target, color="C0", lw=1.6, label=label)
   top.plot(FREQS, np.asarray(zero_centre(spectrum + eq_curve)), color="C3", lw=1.2,
            label="input + EQ")
   top.set_ylabel("level (dB, zero-mean)")
-  top.legend(loc="lower left", fontsize=8)
   bottom.plot(FREQS, analysis.difference, color="C2", lw=1.6, label="difference (target − input)")
   bottom.plot(FREQS, np.asarray(zero_centre(eq_curve)), color="C3", lw=1.6, ls="--",
               label="predicted EQ")
@@ -63,9 +69,13 @@ def plot_analysis(analysis, path, title: str = "") -> None:
   bottom.set_ylabel("dB")
   bottom.set_xlabel("frequency (Hz)")
   bottom.legend(loc="lower left", fontsize=8)
+  outside = np.asarray(analysis.weight) < 0.5
   for ax in (top, bottom):
     _freq_axis(ax)
-  fig.suptitle(title or "jaxeq analysis")
+    ax.fill_between(FREQS, 0, 1, where=outside, transform=ax.get_xaxis_transform(),
+                    color="0.85", alpha=0.6, lw=0, label="not corrected" if ax is top else None)
+  top.legend(loc="lower left", fontsize=8)
+  fig.suptitle((title + ": " if title else "") + analysis.heard())
   fig.tight_layout()
   _save(fig, path)
 
@@ -99,6 +109,23 @@ def plot_mae_bars(mae_db: dict, path, title: str = "") -> None:
   ax.bar_label(bars, [f"{v:.2f} dB" for v in values], padding=3)
   ax.set_xlabel("mean absolute error of the EQ response (dB)")
   ax.set_xlim(0, max(values) * 1.25)
+  ax.set_title(title)
+  fig.tight_layout()
+  _save(fig, path)
+
+
+def plot_gain_histogram(abs_gains_db, limit_db: float, path, title: str = "") -> None:
+  """How large the EQs' band gains are: a histogram of |gain|, the median and the limit marked."""
+  gains = np.asarray(abs_gains_db)
+  fig, ax = plt.subplots(figsize=(7, 3.5))
+  ax.hist(gains, bins=np.linspace(0, limit_db, 25), color="C0")
+  median = float(np.median(gains))
+  ax.axvline(median, color="C3", lw=1.5, label=f"median {median:.1f} dB")
+  ax.axvline(limit_db, color="0.3", lw=1.5, ls="--",
+             label=f"limit ({np.mean(gains >= limit_db - 0.1):.0%} of bands)")
+  ax.set_xlabel("|gain| of a band (dB)")
+  ax.set_ylabel("bands")
+  ax.legend()
   ax.set_title(title)
   fig.tight_layout()
   _save(fig, path)

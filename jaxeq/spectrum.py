@@ -36,6 +36,15 @@ MAX_WINDOWS = 8
 X_SMOOTHING_OCTAVES = 1 / 6
 D_SMOOTHING_OCTAVES = 1 / 3
 MAX_DIFFERENCE_DB = 12.0
+# Below this the difference is passed unchanged; above it is compressed smoothly toward
+# MAX_DIFFERENCE_DB, so a large correction never shrinks the small ones beside it.
+LIMIT_KNEE_DB = 6.0
+# The audible band (DESIGN.md §2, "correct where the instrument sounds"): a frequency whose
+# third-octave level is more than AUDIBLE_BELOW_DB under the curve's loudest third-octave has
+# no energy to speak of; the weight rises from 0 there to 1 at AUDIBLE_FADE_DB above it.
+AUDIBLE_SMOOTHING_OCTAVES = 1 / 3
+AUDIBLE_BELOW_DB = 45.0
+AUDIBLE_FADE_DB = 15.0
 
 
 @functools.lru_cache(maxsize=8)
@@ -173,18 +182,56 @@ def smooth(curve_db, octaves: float) -> jnp.ndarray:
   return curve_db @ _smoothing_matrix(float(octaves)).T
 
 
-def zero_centre(curve_db) -> jnp.ndarray:
-  """Subtract each curve's mean over `FREQS`: overall level is not the EQ's job."""
+def zero_centre(curve_db, weight=None) -> jnp.ndarray:
+  """Subtract each curve's mean over `FREQS` (weighted by `weight` when given): overall level
+  is not the EQ's job."""
   curve_db = jnp.asarray(curve_db)
-  return curve_db - jnp.mean(curve_db, axis=-1, keepdims=True)
+  if weight is None:
+    return curve_db - jnp.mean(curve_db, axis=-1, keepdims=True)
+  weight = jnp.asarray(weight, curve_db.dtype)
+  total = jnp.maximum(jnp.sum(weight, axis=-1, keepdims=True), 1e-6)
+  return curve_db - jnp.sum(weight * curve_db, axis=-1, keepdims=True) / total
 
 
-def difference(target_db, input_db, smoothing_octaves: float = D_SMOOTHING_OCTAVES,
+def third_octave_below_peak(spectrum_db) -> jnp.ndarray:
+  """How far (dB, >= 0) each point's third-octave level lies under the loudest third-octave."""
+  third = smooth(spectrum_db, AUDIBLE_SMOOTHING_OCTAVES)
+  return jnp.max(third, axis=-1, keepdims=True) - third
+
+
+def audible_weight(spectrum_db) -> jnp.ndarray:
+  """Where a `(..., 256)` dB curve carries energy: 1 within `AUDIBLE_BELOW_DB −
+  AUDIBLE_FADE_DB` of its loudest third-octave, fading to 0 at `AUDIBLE_BELOW_DB` under it."""
+  below = third_octave_below_peak(spectrum_db)
+  return jnp.clip((AUDIBLE_BELOW_DB - below) / AUDIBLE_FADE_DB, 0.0, 1.0)
+
+
+def correction_weight(target_db, input_db) -> jnp.ndarray:
+  """Where an EQ should correct: where both the track and its target carry energy."""
+  return audible_weight(target_db) * audible_weight(input_db)
+
+
+def soft_limit(curve_db, max_db: float = MAX_DIFFERENCE_DB,
+               knee_db: float = LIMIT_KNEE_DB) -> jnp.ndarray:
+  """Values within ±`knee_db` unchanged; beyond, compressed smoothly to stay inside ±`max_db`."""
+  if not 0 <= knee_db < max_db:
+    raise ValueError(f"knee_db={knee_db!r} and max_db={max_db!r}: expected 0 <= knee < max")
+  curve_db = jnp.asarray(curve_db)
+  magnitude, room = jnp.abs(curve_db), max_db - knee_db
+  limited = knee_db + room * jnp.tanh(jnp.maximum(magnitude - knee_db, 0.0) / room)
+  return jnp.sign(curve_db) * jnp.where(magnitude > knee_db, limited, magnitude)
+
+
+def difference(target_db, input_db, weight=None, smoothing_octaves: float = D_SMOOTHING_OCTAVES,
                max_db: float = MAX_DIFFERENCE_DB) -> jnp.ndarray:
-  """The correction an EQ should make: target − input, both zero-mean, smoothed,
-  zero-centred, and scaled down proportionally where it exceeds ±`max_db`."""
-  if not max_db > 0:
-    raise ValueError(f"max_db={max_db!r} must be > 0")
-  d = zero_centre(smooth(zero_centre(target_db) - zero_centre(input_db), smoothing_octaves))
-  peak = jnp.max(jnp.abs(d), axis=-1, keepdims=True)
-  return d * jnp.minimum(1.0, max_db / jnp.maximum(peak, 1e-6))
+  """The correction an EQ should make: target − input, smoothed, centred on the audible band,
+  faded to 0 outside it, and kept within ±`max_db` (`soft_limit`).
+
+  `weight` is the audible band (`correction_weight(target_db, input_db)` unless given; ones
+  for a correction everywhere).
+  """
+  if not max_db > LIMIT_KNEE_DB:
+    raise ValueError(f"max_db={max_db!r} must be > {LIMIT_KNEE_DB} dB")
+  weight = correction_weight(target_db, input_db) if weight is None else jnp.asarray(weight)
+  d = smooth(zero_centre(target_db) - zero_centre(input_db), smoothing_octaves)
+  return soft_limit(weight * zero_centre(d, weight), max_db)

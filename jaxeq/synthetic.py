@@ -41,8 +41,8 @@ def curves_for(layout: Layout, key: jax.Array, ids, scheme: str = "paper",
                smoothing_octaves: float = 0.0) -> Curves:
   """The examples `ids` of the dataset `key`: random settings and their zero-centred response.
 
-  Where a curve exceeds ±`max_db`, the settings' gains are scaled down by the same factor
-  `jaxeq.difference` scales its curves by, so the network trains on what inference feeds it
+  Where a curve exceeds ±`max_db`, the settings' gains are scaled down until it does not, so
+  the network trains on curves within the range `jaxeq.difference` keeps its curves in
   (≤ 12 dB) while every curve stays the exact response of its settings.
   """
   ids = jnp.asarray(ids, jnp.uint32)

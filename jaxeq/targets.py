@@ -1,9 +1,12 @@
 """The target bank: for every instrument, the spectrum a well-produced track of it has.
 
 A target is the mean of the zero-mean dB long-term spectra (`jaxeq.long_term_spectrum`) of
-reference tracks of that instrument (DESIGN.md §2). A bank is saved as one `.npz` file —
-class names, the frequency grid, the curves, the track counts and a JSON provenance
-record — which loads without pickle.
+reference tracks of that instrument (DESIGN.md §2): real recordings where a class has them,
+clean renders where it does not; the provenance says which, per class (`origin`). A track's
+target is the classifier's probability-weighted mix of its likeliest classes' targets
+(`TargetBank.blend`), so a near-miss between similar instruments costs little. A bank is
+saved as one `.npz` file — class names, the frequency grid, the curves, the track counts and
+a JSON provenance record — which loads without pickle.
 """
 
 from __future__ import annotations
@@ -17,10 +20,15 @@ from typing import Callable, Iterable, Mapping
 import numpy as np
 
 from jaxeq.atomic import atomic_path
+from jaxeq.classes import resolve_name
 from jaxeq.spectrum import FREQS, long_term_spectrum, zero_centre
 
 FORMAT = "jaxeq.targets/1"
 SHIPPED = Path(__file__).parent / "assets" / "targets.npz"
+# A track's target mixes the targets of its likeliest classes: at most BLEND_TOP of them,
+# leaving out those under BLEND_MIN_SHARE of the winner's probability.
+BLEND_TOP = 3
+BLEND_MIN_SHARE = 0.1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,13 +43,29 @@ class TargetBank:
       raise ValueError(f"target bank shapes disagree: {len(self.classes)} classes, curves "
                        f"{self.curves.shape}, counts {np.shape(self.counts)}")
 
+  def find(self, instrument: str) -> str:
+    """The bank's name for `instrument`, ignoring case; a `ValueError` suggesting others."""
+    return resolve_name(instrument, self.classes, "instrument (no target in this bank)")
+
   def target(self, instrument: str) -> np.ndarray:
     """The 256-point zero-mean dB target for `instrument`."""
-    try:
-      return self.curves[self.classes.index(instrument)]
-    except ValueError:
-      raise ValueError(f"no target for instrument {instrument!r}; this bank has "
-                       f"{', '.join(self.classes)}") from None
+    return self.curves[self.classes.index(self.find(instrument))]
+
+  def origin(self, instrument: str) -> str:
+    """What the target was made from: 'real recordings', 'renders', or '' when not recorded."""
+    return self.provenance.get("origin", {}).get(self.find(instrument), "")
+
+  def blend(self, probabilities: Mapping[str, float],
+            top: int = BLEND_TOP) -> tuple[np.ndarray, dict[str, float]]:
+    """The target of a track the classifier heard as `probabilities`: the mix of the `top`
+    likeliest classes' targets, each weighted by its probability (those under
+    `BLEND_MIN_SHARE` of the winner's left out), and the mix's weights (summing to 1)."""
+    ranked = sorted(probabilities.items(), key=lambda kv: -kv[1])[:top]
+    kept = [(name, p) for name, p in ranked if p >= BLEND_MIN_SHARE * ranked[0][1]]
+    total = sum(p for _, p in kept)
+    mix = {name: p / total for name, p in kept}
+    curve = sum(share * self.target(name) for name, share in mix.items())
+    return np.asarray(curve, np.float32), mix
 
   def save(self, path) -> None:
     path = Path(path)
@@ -68,22 +92,29 @@ class TargetBank:
       raise ValueError(f"{path}: not a jaxeq target bank ({e})") from None
 
 
-def bank_from_spectra(classes, labels, spectra, provenance: dict) -> TargetBank:
+def bank_from_spectra(classes, labels, spectra, provenance: dict, recorded=None) -> TargetBank:
   """A bank from long-term spectra `(tracks, 256)` and their labels (indices into `classes`).
 
-  Classes without a track are left out.
+  `recorded` marks the tracks that are real recordings (default: none): a class with any
+  gets its target from them alone, the others from their renders. Classes without a track
+  are left out.
   """
   curves = np.asarray(zero_centre(np.asarray(spectra, np.float32)))
   labels = np.asarray(labels)
+  recorded = np.zeros(len(labels), bool) if recorded is None else np.asarray(recorded, bool)
   present = [i for i in range(len(classes)) if np.any(labels == i)]
   if not present:
     raise ValueError("no usable reference tracks: cannot build a target bank")
+  chosen = {i: (labels == i) & recorded if np.any((labels == i) & recorded) else labels == i
+            for i in present}
+  origin = {classes[i]: "real recordings" if np.any(chosen[i] & recorded) else "renders"
+            for i in present}
   provenance = {"built": datetime.date.today().isoformat(),
                 "method": "mean of zero-mean long-term spectra (jaxeq.long_term_spectrum)",
-                **provenance}
+                "origin": origin, **provenance}
   return TargetBank(tuple(classes[i] for i in present),
-                    np.stack([curves[labels == i].mean(axis=0) for i in present]).astype(np.float32),
-                    np.array([int(np.sum(labels == i)) for i in present]), provenance)
+                    np.stack([curves[chosen[i]].mean(axis=0) for i in present]).astype(np.float32),
+                    np.array([int(np.sum(chosen[i])) for i in present]), provenance)
 
 
 def build_target_bank(tracks: Mapping[str, Iterable], load: Callable, source: str = "",

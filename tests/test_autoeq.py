@@ -44,7 +44,12 @@ def test_analysis_of_a_track(auto, tracks):
   for curve in (analysis.spectrum, analysis.target, analysis.difference):
     assert curve.shape == (256,) and np.all(np.isfinite(curve))
   assert np.max(np.abs(analysis.difference)) <= 12.0 + 1e-4
-  np.testing.assert_allclose(analysis.target, auto.targets.target(analysis.instrument))
+  # The target is the probability-weighted mix of the likeliest classes' targets.
+  mix = analysis.target_mix
+  assert next(iter(mix)) == analysis.instrument and sum(mix.values()) == pytest.approx(1.0)
+  np.testing.assert_allclose(analysis.target, sum(w * auto.targets.target(c) for c, w in mix.items()),
+                             atol=1e-4)
+  assert analysis.weight.shape == (256,) and 0 <= analysis.weight.min() <= analysis.weight.max() <= 1
   assert [b.kind for b in analysis.eq.bands] == ["low_shelf", "peak", "peak", "high_shelf"]
   assert json.loads(json.dumps(analysis.to_dict()))["instrument"] == analysis.instrument
 
@@ -90,6 +95,55 @@ def test_loud_input_never_clips(auto, tracks):
   assert np.max(np.abs(processed)) <= MAX_PEAK + 1e-6
 
 
+def _band_limited_noise(rate, cutoff_hz, seconds=4.0):
+  """White noise low-passed hard at `cutoff_hz`: nothing above it but a -100 dB floor."""
+  rng = np.random.default_rng(3)
+  noise = rng.standard_normal(int(seconds * rate)).astype(np.float32) * 0.1
+  spectrum = np.fft.rfft(noise)
+  spectrum[np.fft.rfftfreq(len(noise), 1 / rate) > cutoff_hz] *= 1e-5
+  return np.fft.irfft(spectrum, len(noise)).astype(np.float32)
+
+
+def test_no_boost_where_the_track_has_no_energy(auto):
+  rate = 44100
+  audio = _band_limited_noise(rate, 4000)
+  bright = 2.0 * np.log2(jaxeq.FREQS / 1000)  # a target that asks for ever more treble
+  analysis = auto.analyze(audio, rate, target=bright)
+  quiet = jaxeq.FREQS > 8000
+  assert np.all(analysis.weight[quiet] == 0) and np.all(analysis.difference[quiet] == 0)
+  assert np.max(analysis.eq_curve()[quiet]) <= 3.0 + 1e-3
+  # The optimiser as the matcher obeys the same rule.
+  fitted = AutoEQ(auto.classifier, jaxeq.OptimiserMatcher(auto.matcher.layout, starts=2, steps=150),
+                  auto.targets).analyze(audio, rate, target=bright)
+  assert np.max(fitted.eq_curve()[quiet]) <= 3.0 + 1e-3
+
+
+def test_a_pure_tone_gets_a_flat_eq_and_says_why(auto):
+  rate = 44100
+  tone = 0.3 * np.sin(2 * np.pi * 440 * np.arange(3 * rate) / rate).astype(np.float32)
+  analysis = auto.analyze(tone, rate, instrument="Flute")
+  assert analysis.instrument == "flute"
+  assert all(b.gain_db == 0.0 for b in analysis.eq.bands)
+  assert "flat" in analysis.note and "octaves" in analysis.note
+  assert "flat EQ" in analysis.summary()
+
+
+def test_summary_line_names_instrument_bands_and_loudness(auto, tracks):
+  audio, rate = jaxeq.load_audio(tracks["violin"])
+  _, analysis = auto.process(audio, rate)
+  line = analysis.summary()
+  assert "\n" not in line and line.startswith(analysis.instrument)
+  assert f"{analysis.confidence:.0%}" in line and "loudness" in line
+  for band in analysis.eq.bands:
+    if abs(band.gain_db) >= 0.05:
+      assert f"{band.freq_hz:.0f} Hz {band.gain_db:+.1f} dB Q {band.q:.2f}" in line
+  assert abs(analysis.loudness_change_lu) < 0.1
+  unsure = type(analysis)(**{**analysis.__dict__, "probabilities": {
+      "violin": 0.4, "viola": 0.35, "cello": 0.25}, "instrument": "violin",
+      "target_mix": {"violin": 0.4, "viola": 0.35, "cello": 0.25}})
+  assert "or viola 35%" in unsure.summary() and "not sure" in unsure.summary()
+
+
 @pytest.mark.parametrize("audio, reason", [(np.zeros(44100, np.float32), "silent"),
                                            (np.full(44100, np.nan, np.float32), "NaN")])
 def test_unusable_audio(auto, audio, reason):
@@ -133,12 +187,14 @@ def test_process_command(tmp_path, tracks):
 
 
 def test_analyze_and_classes_commands(tmp_path, tracks):
-  result = _jaxeq("analyze", tracks["kick"], "--instrument", "kick", cwd=tmp_path)
+  result = _jaxeq("analyze", tracks["kick"], "--instrument", "Kick", cwd=tmp_path)
   assert result.returncode == 0, result.stderr
-  assert "kick (given)" in result.stdout and "low_shelf" in result.stdout
-  bad = _jaxeq("analyze", tracks["kick"], "--instrument", "kazoo", cwd=tmp_path)
-  assert bad.returncode == 1 and "kazoo" in bad.stderr and "Traceback" not in bad.stderr
+  line, = result.stdout.splitlines()
+  assert line.startswith(f"{tracks['kick']}: kick (given); ") and " Hz " in line
+  bad = _jaxeq("analyze", tracks["kick"], "--instrument", "snair", cwd=tmp_path)
+  assert bad.returncode == 2 and "Traceback" not in bad.stderr
+  assert "'snair'" in bad.stderr and "did you mean snare" in bad.stderr
   matched = _jaxeq("analyze", tracks["kick"], "--reference", tracks["kick"], cwd=tmp_path)
-  assert matched.returncode == 0 and f"matched to {tracks['kick']}" in matched.stdout
+  assert matched.returncode == 0 and "matched to a reference" in matched.stdout
   classes = _jaxeq("classes", cwd=tmp_path)
   assert [line.split()[0] for line in classes.stdout.splitlines()] == list(CLASSES)

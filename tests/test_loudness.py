@@ -29,13 +29,16 @@ def test_matching_restores_the_input_loudness_without_clipping():
   rng = np.random.default_rng(1)
   original = (0.05 * rng.standard_normal((5 * 44100, 2))).astype(np.float32)
   boosted = apply_eq(original, 44100, EQ([Band("peak", 3000, 9.0, 0.7)]))
-  matched = match_loudness(boosted, integrated_loudness(boosted, 44100),
-                           integrated_loudness(original, 44100))
+  matched, gain_db = match_loudness(boosted, integrated_loudness(boosted, 44100),
+                                    integrated_loudness(original, 44100))
+  assert gain_db == pytest.approx(integrated_loudness(original, 44100)
+                                  - integrated_loudness(boosted, 44100))
   assert matched.dtype == np.float32 and matched.shape == original.shape
   assert integrated_loudness(matched, 44100) == pytest.approx(
       integrated_loudness(original, 44100), abs=0.01)
   loud = np.clip(rng.standard_normal(44100) * 0.5, -0.99, 0.99)
   quieter = apply_eq(loud, 44100, EQ([Band("high_shelf", 2000, -12.0)]))
-  matched = match_loudness(quieter, integrated_loudness(quieter, 44100),
-                           integrated_loudness(loud, 44100))  # as loud would clip
+  matched, gain_db = match_loudness(quieter, integrated_loudness(quieter, 44100),
+                                    integrated_loudness(loud, 44100))  # as loud would clip
   assert np.max(np.abs(matched)) <= 10 ** (-0.1 / 20) + 1e-9
+  assert gain_db < integrated_loudness(loud, 44100) - integrated_loudness(quieter, 44100)

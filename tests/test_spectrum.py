@@ -112,20 +112,50 @@ def test_smoothing():
     jaxeq.smooth(curves, -1)
 
 
-def test_difference_is_zero_centred_bounded_and_proportional():
+def test_difference_keeps_small_corrections_and_bounds_large_ones():
   log_f = np.log2(jaxeq.FREQS / 1000)
   target = 30.0 - 3.0 * log_f  # a tilt; its level is irrelevant
   source = np.zeros(256)
-  d = np.asarray(jaxeq.difference(target, source))
-  assert abs(d.mean()) < 1e-4 and np.max(np.abs(d)) == pytest.approx(12.0, abs=1e-4)
-  # Scaled, not clipped: the shape of the correction is kept.
-  unscaled = np.asarray(jaxeq.difference(target, source, max_db=1000))
-  assert np.max(np.abs(unscaled)) > 12
-  np.testing.assert_allclose(d, unscaled * 12 / np.max(np.abs(unscaled)), atol=1e-4)
-  small = np.asarray(jaxeq.difference(0.2 * target, source))
-  assert np.max(np.abs(small)) < 12
+  everywhere = np.ones(256)
+  d = np.asarray(jaxeq.difference(target, source, weight=everywhere))
+  assert abs(d.mean()) < 1e-3 and 11.0 < np.max(np.abs(d)) <= 12.0
+  # Compressed above the knee only: the small part of the correction is exactly the unlimited one.
+  unlimited = np.asarray(jaxeq.difference(target, source, weight=everywhere, max_db=1000))
+  assert np.max(np.abs(unlimited)) > 12
+  small = np.abs(unlimited) <= spectrum.LIMIT_KNEE_DB
+  np.testing.assert_allclose(d[small], unlimited[small], atol=1e-4)
+  assert np.all(np.abs(d[~small]) < np.abs(unlimited[~small]))
+  assert np.all(np.diff(d) <= 1e-6)  # still a monotone tilt: the shape is kept
   np.testing.assert_allclose(jaxeq.difference(source + 7, source), 0.0, atol=1e-5)
-  batch = jaxeq.difference(np.stack([target, source]), np.stack([source, source]))
+  batch = jaxeq.difference(np.stack([target, source]), np.stack([source, source]),
+                           weight=everywhere)
   np.testing.assert_allclose(batch[0], d, atol=1e-5)
   with pytest.raises(ValueError, match="max_db=0"):
     jaxeq.difference(target, source, max_db=0)
+
+
+def test_soft_limit_is_identity_below_the_knee_monotone_and_bounded():
+  x = np.linspace(-40, 40, 801)
+  y = np.asarray(spectrum.soft_limit(x, 12.0, 6.0))
+  inside = np.abs(x) <= 6
+  np.testing.assert_allclose(y[inside], x[inside], atol=1e-6)
+  assert np.all(np.diff(y) > 0) and np.max(np.abs(y)) < 12.0
+  with pytest.raises(ValueError, match="knee_db=13"):
+    spectrum.soft_limit(x, 12.0, 13.0)
+
+
+def test_audible_weight_follows_the_band_where_a_spectrum_has_energy():
+  # A band-limited instrument: flat from 100 Hz to 4 kHz, falling 40 dB an octave outside.
+  log_f = np.log2(jaxeq.FREQS)
+  curve = -40.0 * (np.maximum(np.log2(100) - log_f, 0) + np.maximum(log_f - np.log2(4000), 0))
+  weight = np.asarray(spectrum.audible_weight(curve))
+  assert np.all(weight[(jaxeq.FREQS > 150) & (jaxeq.FREQS < 3000)] == 1.0)
+  assert np.all(weight[(jaxeq.FREQS < 40) | (jaxeq.FREQS > 12000)] == 0.0)
+  # The level of a curve does not matter, only its shape.
+  np.testing.assert_allclose(spectrum.audible_weight(curve - 37.0), weight, atol=1e-6)
+  # The difference makes no correction where the weight is 0, and the EQ target counts too.
+  target = np.zeros(256)
+  d = np.asarray(jaxeq.difference(target, curve))
+  assert np.all(d[weight == 0] == 0.0)
+  both = np.asarray(spectrum.correction_weight(curve[::-1], curve))
+  assert np.all(both <= weight + 1e-6) and both.sum() < weight.sum()

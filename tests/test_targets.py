@@ -7,7 +7,7 @@ import soundfile as sf
 import jaxeq
 from jaxeq import EQ, Band
 from jaxeq.plots import plot_targets
-from jaxeq.targets import TargetBank, build_target_bank
+from jaxeq.targets import TargetBank, bank_from_spectra, build_target_bank
 
 
 def _coloured_noise(path, eq, seed, rate=44100, seconds=2.0):
@@ -31,8 +31,9 @@ def test_bank_holds_the_mean_zero_mean_spectrum_of_each_class(tmp_path):
   tilt = bank.target("flute") - bank.target("cello")
   top, bottom = jaxeq.FREQS > 10000, jaxeq.FREQS < 500
   assert tilt[top].mean() - tilt[bottom].mean() == pytest.approx(18.0, abs=1.0)
-  with pytest.raises(ValueError, match="no target for instrument 'tuba'"):
+  with pytest.raises(ValueError, match="no target in this bank.*'tuba'"):
     bank.target("tuba")
+  np.testing.assert_array_equal(bank.target("Cello"), bank.target("cello"))
 
   path = tmp_path / "bank.npz"
   bank.save(path)
@@ -41,6 +42,33 @@ def test_bank_holds_the_mean_zero_mean_spectrum_of_each_class(tmp_path):
   np.testing.assert_array_equal(loaded.curves, bank.curves)
   plot_targets(bank, tmp_path / "targets.png")
   assert (tmp_path / "targets.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_blended_target_weighs_the_likeliest_classes_by_probability():
+  curves = np.stack([np.full(256, v, np.float32) for v in (1.0, 2.0, 4.0, 8.0)])
+  curves -= curves.mean(axis=1, keepdims=True)
+  curves[:, :128] += np.arange(4)[:, None]  # tell the four apart after zero-centring
+  bank = TargetBank(("a", "b", "c", "d"), curves, np.ones(4, int), {})
+  target, mix = bank.blend({"a": 0.6, "b": 0.3, "c": 0.08, "d": 0.02})
+  # At most three classes; one under a tenth of the winner's probability is left out.
+  assert list(mix) == ["a", "b", "c"] and sum(mix.values()) == pytest.approx(1.0)
+  assert mix["a"] == pytest.approx(0.6 / 0.98)
+  np.testing.assert_allclose(target, sum(w * bank.target(c) for c, w in mix.items()), atol=1e-6)
+  confident, mix = bank.blend({"a": 0.02, "b": 0.95, "c": 0.03})
+  assert list(mix) == ["b"]
+  np.testing.assert_array_equal(confident, bank.target("b"))
+  argmax, mix = bank.blend({"a": 0.5, "b": 0.45}, top=1)
+  assert list(mix) == ["a"]
+
+
+def test_real_recordings_make_a_class_target_where_there_are_some():
+  spectra = np.stack([np.linspace(0, v, 256) for v in (1.0, 3.0, 5.0, 7.0)]).astype(np.float32)
+  labels, recorded = [0, 0, 1, 1], [False, True, False, False]
+  bank = bank_from_spectra(("cello", "flute"), labels, spectra, {},
+                                         recorded=recorded)
+  assert bank.origin("cello") == "real recordings" and bank.origin("flute") == "renders"
+  assert list(bank.counts) == [1, 2]  # the cello's render is left out
+  np.testing.assert_allclose(bank.target("cello"), spectra[1] - spectra[1].mean(), atol=1e-5)
 
 
 def test_bad_bank_files(tmp_path):
