@@ -26,6 +26,7 @@ import platform
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
@@ -71,6 +72,13 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   # Outside the audible band the difference is 0 and the EQ should stay near 0 there: the
   # loss counts those frequencies this much (the MAE not at all).
   config.outside_weight = 0.1
+  # An automatic EQ should undo a colouration of its input: each curve is also made from the
+  # spectrum coloured once more (a paper4 EQ within ±colouration_db), and the loss counts, by
+  # this weight, how far the two EQs' difference is from undoing that colouration.
+  config.consistency_weight = 1.0
+  # An L1 penalty on the gains (per dB): of two EQs that match about as well, the one with
+  # smaller gains, which a producer would keep.
+  config.gain_weight = 0.0
   config.floor_starts = 8
   config.floor_steps = 500
   config.best_metric = "mae_db"
@@ -142,18 +150,36 @@ class CurveStream:
     return {"spectrum": self.data.spectra[ids], "target": target}
 
 
-def make_loss_fn(matcher: Matcher, colouration_db: float, outside_weight: float):
+def make_loss_fn(matcher: Matcher, colouration_db: float, outside_weight: float,
+                 consistency_weight: float = 0.0, gain_weight: float = 0.0):
   layout, model = matcher.layout, matcher.model
 
-  def loss_fn(params, batch, rng):
-    colour = layout.sample(rng, (batch["spectrum"].shape[0],))
+  def colouration(key, n):
+    colour = layout.sample(key, (n,))
     colour = colour._replace(gain_db=colour.gain_db * (colouration_db / 12.0))
-    spectrum = batch["spectrum"] + layout.response_db(colour, FREQS, SAMPLE_RATE)
-    weight = correction_weight(batch["target"], spectrum)
-    curve = difference(batch["target"], spectrum, weight)
-    unit = model.apply({"params": params}, curve)
-    return losses.matching_loss(layout, unit, curve,
-                                weight=weight + outside_weight * (1.0 - weight))
+    return layout.response_db(colour, FREQS, SAMPLE_RATE)
+
+  def predict(params, target, spectrum):
+    weight = correction_weight(target, spectrum)
+    curve = difference(target, spectrum, weight)
+    return model.apply({"params": params}, curve), curve, weight
+
+  def loss_fn(params, batch, rng):
+    first, second = jax.random.split(rng)
+    n = batch["spectrum"].shape[0]
+    spectrum = batch["spectrum"] + colouration(first, n)
+    unit, curve, weight = predict(params, batch["target"], spectrum)
+    loss, metrics = losses.matching_loss(layout, unit, curve, gain_weight=gain_weight,
+                                         weight=weight + outside_weight * (1.0 - weight))
+    if consistency_weight:
+      extra = colouration(second, n)
+      recoloured, _, _ = predict(params, batch["target"], spectrum + extra)
+      # The second EQ should be the first minus the extra colouration, over the audible band.
+      undone = layout.response_db(layout.from_unit(unit), FREQS, SAMPLE_RATE) - extra
+      metrics["consistency_db"] = jnp.mean(losses.response_mae(layout, recoloured, undone, weight))
+      loss = loss + consistency_weight * metrics["consistency_db"]
+      metrics["loss"] = loss
+    return loss, metrics
 
   return loss_fn
 
@@ -181,7 +207,8 @@ def finetune(config, workdir: Path, name: str, base: Matcher, train: Curves, val
     return {"mae_db": float(np.mean(mae(evaluator, val)))}
 
   trainer.train(config, workdir, init_params=base.params,
-                loss_fn=make_loss_fn(base, config.colouration_db, config.outside_weight),
+                loss_fn=make_loss_fn(base, config.colouration_db, config.outside_weight,
+                                     config.consistency_weight, config.gain_weight),
                 batch_fn=stream,
                 optimizer=optax.adam(schedule), eval_fn=evaluate)
   evaluator.params, _ = trainer.restore_params(workdir, base.params, "best")

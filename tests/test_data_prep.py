@@ -204,7 +204,11 @@ def test_smoke_manifest_lists_every_clip_with_its_bank_seed_and_colouration(smok
       assert {int(n) for n in row["drum_notes"].split()} <= set(info.gm_drum_notes)
     else:
       assert int(row["program"]) in info.gm_programs
-  assert sum(r["reference"] == "1" for r in rows) == 35
+  # A clean reference clip a class, and a recorded one for each class with recordings.
+  references = [r for r in rows if r["reference"] == "1"]
+  assert sum(r["recorded"] == "0" for r in references) == 35
+  assert sum(r["recorded"] == "1" for r in references) == 24
+  assert all(not json.loads(r["colouration"])["bands"] and not r["chain"] for r in references)
   assert any(r["chain"] for r in rows)
   dataset = json.loads((smoke / "dataset.json").read_text())
   assert (dataset["size"], dataset["seed"]) == ("smoke", 0)
