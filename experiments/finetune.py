@@ -78,7 +78,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   config.consistency_weight = 1.0
   # An L1 penalty on the gains (per dB): of two EQs that match about as well, the one with
   # smaller gains, which a producer would keep.
-  config.gain_weight = 0.0
+  config.gain_weight = 0.1
   config.floor_starts = 8
   config.floor_steps = 500
   config.best_metric = "mae_db"
@@ -295,7 +295,9 @@ def export(config, workdir, destination, command: str) -> None:
                            data=dataset.dataset_info(results["data_dir"]).get("command",
                                                                               results["data_dir"]),
                            train=results["train_curves"], table=results_markdown(results),
-                           other=config.other_target_probability)
+                           other=config.other_target_probability,
+                           outside=config.outside_weight, consistency=config.consistency_weight,
+                           gain=config.gain_weight)
   Matcher(base.model_name, base.layout, params, base.model_kwargs).save(
       destination, card=card, training={"command": command, "step": step, "machine": machine,
                                         "results": results})
@@ -303,9 +305,11 @@ def export(config, workdir, destination, command: str) -> None:
 
 MODEL_CARD = """# CNN matcher, fine-tuned on real difference curves
 
-The shipped base CNN (synthetic stage), fine-tuned with the L1 spectral loss on difference
-curves built as at inference (classifier → target bank → difference) from rendered and real
-recorded tracks.
+The shipped base CNN (synthetic stage), fine-tuned on difference curves built as at
+inference (classifier → blended target → difference over the audible band) from rendered and
+real recorded tracks. Loss: the L1 spectral error over the audible band (outside it weighted
+{outside:g}), {consistency:g} x the consistency error (an EQ of the track coloured once more
+should undo that colouration), {gain:g} x the mean |gain| (dB).
 
 - command: `{command}`
 - data: {data}; {train} training clips, each re-coloured at random every step and {other:.0%}
