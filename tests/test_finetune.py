@@ -2,6 +2,8 @@
 
 import json
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -47,7 +49,7 @@ def test_a_share_of_training_clips_is_paired_with_another_target():
   own = rng.normal(0, 6, (200, 256)).astype(np.float32)
   bank = rng.normal(0, 6, (35, 256)).astype(np.float32)
   labels = np.zeros(200, np.int32)
-  data = finetune.Curves(spectra, own, own, labels, labels)
+  data = finetune.Curves(spectra, own, np.ones_like(own), own, labels, labels)
   stream = finetune.CurveStream(data, bank, batch_size=100, seed=3, other_target_probability=0.5)
   batch = stream(7)
   np.testing.assert_array_equal(batch["target"], stream(7)["target"])  # a function of the step
@@ -66,3 +68,22 @@ def test_a_share_of_training_clips_is_paired_with_another_target():
   assert found_in(unchanged["target"], own).all()
   with pytest.raises(ValueError, match="other_target_probability=1.5"):
     finetune.CurveStream(data, bank, batch_size=100, seed=3, other_target_probability=1.5)
+
+
+def test_consistency_term_counts_how_far_an_eq_is_from_undoing_a_colouration():
+  matcher = jaxeq.load_matcher("cnn")
+  rng = np.random.default_rng(1)
+  batch = {"spectrum": rng.normal(0, 4, (8, 256)).astype(np.float32) - 20,
+           "target": rng.normal(0, 4, (8, 256)).astype(np.float32)}
+  key = jax.random.PRNGKey(0)
+  plain = finetune.make_loss_fn(matcher, 6.0, 0.1)
+  consistent = finetune.make_loss_fn(matcher, 6.0, 0.1, consistency_weight=1.0)
+  loss, metrics = plain(matcher.params, batch, key)
+  both, with_term = consistent(matcher.params, batch, key)
+  assert "consistency_db" not in metrics and with_term["consistency_db"] > 0
+  np.testing.assert_allclose(both, loss + with_term["consistency_db"], rtol=1e-5)
+  # A network predicting the same EQ whatever its input undoes nothing: its consistency error
+  # is the colouration itself, larger than the trained CNN's.
+  frozen = jax.tree_util.tree_map(jnp.zeros_like, matcher.params)
+  _, flat = consistent(frozen, batch, key)
+  assert flat["consistency_db"] > with_term["consistency_db"]
