@@ -82,3 +82,20 @@ def test_bad_bank_files(tmp_path):
     TargetBank.load(tmp_path / "other.npz")
   with pytest.raises(ValueError, match="no usable reference tracks"):
     build_target_bank({"cello": []}, jaxeq.load_audio)
+
+
+def test_dataset_bank_takes_real_recordings_where_a_class_has_them(tmp_path, smoke_dataset):
+  from data_prep import recordings
+  from experiments import targets
+  config = targets.get_config("smoke")
+  config.data_dir = str(smoke_dataset)
+  bank = targets.train_and_evaluate(config, tmp_path / "run")
+  recorded_classes = {c for c in jaxeq.CLASSES if recordings.recorded_sources(c, "train")}
+  assert len(bank.classes) == 35 and len(recorded_classes) == 24
+  for name in bank.classes:
+    assert bank.origin(name) == ("real recordings" if name in recorded_classes else "renders")
+  loaded = TargetBank.load(tmp_path / "run" / "targets.npz")
+  assert loaded.provenance["origin"] == bank.provenance["origin"]
+  assert (tmp_path / "run" / "targets.png").read_bytes()[:4] == b"\x89PNG"
+  targets.export(config, tmp_path / "run", tmp_path / "export", "test")
+  assert TargetBank.load(tmp_path / "export" / "targets.npz").classes == bank.classes
