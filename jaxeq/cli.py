@@ -16,6 +16,7 @@ import argparse
 import concurrent.futures
 import json
 import sys
+import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -34,16 +35,55 @@ def _fail(message: str) -> None:
   tqdm.write(f"jaxeq: {message}", file=sys.stderr)
 
 
-def _each_track(inputs, desc: str, work: Callable[[Path], Callable[[], None] | None]) -> int:
-  """Runs `work` on every audio file in `inputs` with a progress bar; 1 if any failed.
+def _tracks(inputs) -> list[tuple[Path, Path]]:
+  """Every audio file in `inputs`, each with where its outputs go under `--out`: its path
+  below the folder given (`drums/kitA/kick.wav` → `kitA/kick.wav`), or its name for a file."""
+  tracks = []
+  for given in map(Path, inputs):
+    if given.is_dir():
+      tracks += [(track, track.relative_to(given)) for track in find_audio_files([given])]
+    else:
+      tracks.append((given, Path(given.name)))
+  return tracks
+
+
+def _check_outputs(tracks: list[tuple[Path, Path]], out_dir: Path) -> None:
+  """Refuses, before any work, two inputs that would share outputs (`kick.wav` and
+  `kick.flac` share `kick.eq.json`) and an `--out` that cannot be written."""
+  owner: dict[Path, Path] = {}
+  for track, relative in tracks:
+    stem = relative.with_suffix("")
+    if stem in owner:
+      raise ValueError(f"{owner[stem]} and {track} would write the same outputs "
+                       f"({out_dir / stem}.*): give them different --out folders or names")
+    owner[stem] = track
+  try:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile(dir=out_dir):
+      pass
+  except OSError as e:
+    raise ValueError(f"--out {out_dir}: cannot write there ({e.strerror or e})") from None
+
+
+def _each_track(inputs, desc: str, work: Callable[[Path, Path], Callable[[], None] | None],
+                out_dir: Path | None = None) -> int:
+  """Runs `work(track, relative)` on every audio file in `inputs` with a progress bar; 1 if
+  any failed, 2 if nothing could start. `relative` is where the track's outputs go under
+  `out_dir`, which is checked first (see `_check_outputs`).
 
   `work` may return a function that writes the track's outputs: it runs on a background
   thread while the next track is read and analysed.
   """
-  tracks = find_audio_files(inputs)
+  tracks = _tracks(inputs)
   if not tracks:
     _fail("no audio files found in " + ", ".join(map(str, inputs)))
     return 2
+  if out_dir is not None:
+    try:
+      _check_outputs(tracks, out_dir)
+    except ValueError as e:
+      _fail(str(e))
+      return 2
   failures = 0
 
   def attempt(track: Path, step: Callable):
@@ -59,8 +99,8 @@ def _each_track(inputs, desc: str, work: Callable[[Path], Callable[[], None] | N
 
   with concurrent.futures.ThreadPoolExecutor(1) as writer:
     writes = []
-    for track in tqdm(tracks, desc=desc, unit="file", disable=len(tracks) < 2):
-      finish = attempt(track, lambda: work(track))
+    for track, relative in tqdm(tracks, desc=desc, unit="file", disable=len(tracks) < 2):
+      finish = attempt(track, lambda: work(track, relative))
       if finish is not None:
         writes.append((track, writer.submit(finish)))
     for track, write in writes:
@@ -68,8 +108,9 @@ def _each_track(inputs, desc: str, work: Callable[[Path], Callable[[], None] | N
   return 1 if failures else 0
 
 
-def _output_path(track: Path, out_dir: Path, suffix: str | None = None) -> Path:
-  out = out_dir / (track.name if suffix is None else track.stem + suffix)
+def _output_path(track: Path, out: Path, suffix: str | None = None) -> Path:
+  """`out` (the track's output under `--out`), or the file beside it with `suffix`."""
+  out = out if suffix is None else out.with_name(out.stem + suffix)
   if out.resolve() == track.resolve():
     raise AudioError(f"{track}: refusing to overwrite the input; choose another --out")
   return out
@@ -113,27 +154,27 @@ def process_command(args) -> int:
     return 2
   out_dir = Path(args.out)
 
-  def work(track: Path) -> Callable[[], None]:
-    out = _output_path(track, out_dir)
+  def work(track: Path, relative: Path) -> Callable[[], None]:
+    out = _output_path(track, out_dir / relative)
     audio, rate = load_audio(track)
     processed, analysis = auto.process(audio, rate, amount=args.amount,
                                        instrument=args.instrument, **reference)
 
     def write() -> None:
-      _save_like(track, out, processed, rate)
-      analysis.eq.save(_output_path(track, out_dir, ".eq.json"))
-      write_text_atomically(_output_path(track, out_dir, ".ParametricEQ.txt"),
+      _save_like(track, out, processed, rate)  # creates the output's folder
+      analysis.eq.save(_output_path(track, out, ".eq.json"))
+      write_text_atomically(_output_path(track, out, ".ParametricEQ.txt"),
                             analysis.eq.to_equalizer_apo(rate))
-      write_text_atomically(_output_path(track, out_dir, ".analysis.json"),
+      write_text_atomically(_output_path(track, out, ".analysis.json"),
                             json.dumps(analysis.to_dict(), indent=1) + "\n")
       if args.plot:
         from jaxeq.plots import plot_analysis
-        plot_analysis(analysis, _output_path(track, out_dir, ".png"), title=track.name)
+        plot_analysis(analysis, _output_path(track, out, ".png"), title=track.name)
 
     tqdm.write(f"{track}: {analysis.summary()}")
     return write
 
-  return _each_track(args.inputs, "process", work)
+  return _each_track(args.inputs, "process", work, out_dir)
 
 
 def analyze_command(args) -> int:
@@ -144,7 +185,8 @@ def analyze_command(args) -> int:
     _fail(str(e))
     return 2
 
-  def work(track: Path) -> None:
+  def work(track: Path, relative: Path) -> None:
+    del relative  # analyze writes nothing
     audio, rate = load_audio(track)
     analysis = auto.analyze(audio, rate, instrument=args.instrument, **reference)
     tqdm.write(f"{track}: {analysis.summary()}")
@@ -172,8 +214,8 @@ def apply_command(args) -> int:
     return 2
   out_dir = Path(args.out)
 
-  def work(track: Path) -> None:
-    out = _output_path(track, out_dir)
+  def work(track: Path, relative: Path) -> None:
+    out = _output_path(track, out_dir / relative)
     audio, rate = load_audio(track)
     processed = apply_eq(audio, rate, eq)
     peak = float(np.max(np.abs(processed)))
@@ -182,7 +224,7 @@ def apply_command(args) -> int:
       _fail(f"{track}: lowered by {20 * np.log10(peak / MAX_PEAK):.1f} dB to avoid clipping")
     _save_like(track, out, processed, rate)
 
-  return _each_track(args.inputs, "apply", work)
+  return _each_track(args.inputs, "apply", work, out_dir)
 
 
 def targets_build_command(args) -> int:

@@ -35,12 +35,45 @@ def test_apply_processes_good_files_and_reports_bad_ones(tmp_path):
   assert "Traceback" not in result.stderr
   a = sf.info(tmp_path / "out" / "a.wav")
   assert (a.samplerate, a.channels, a.frames, a.subtype) == (48000, 2, 48000, "PCM_24")
-  b = sf.info(tmp_path / "out" / "b.flac")
+  b = sf.info(tmp_path / "out" / "sub" / "b.flac")  # the input tree is kept
   assert (b.samplerate, b.channels, b.subtype, b.format) == (22050, 1, "PCM_16", "FLAC")
   processed, _ = sf.read(tmp_path / "out" / "a.wav", dtype="float32")
   original, _ = sf.read(inputs / "a.wav", dtype="float32")
   np.testing.assert_allclose(processed, apply_eq(original, 48000, eq), atol=1e-4)
   assert before == {p: p.read_bytes() for p in inputs.rglob("*") if p.is_file()}
+
+
+def test_folder_mode_keeps_the_input_tree_and_refuses_shared_outputs(tmp_path):
+  rng = np.random.default_rng(1)
+  kits = tmp_path / "drums"
+  for kit, level in (("kitA", 0.1), ("kitB", 0.3)):
+    (kits / kit).mkdir(parents=True)
+    sf.write(kits / kit / "kick.wav", level * rng.standard_normal(8000), 44100)
+  EQ([Band("peak", 1000, -3.0, 1.0)]).save(tmp_path / "eq.json")
+
+  result = _jaxeq("apply", kits, "--eq", "eq.json", "--out", "out", cwd=tmp_path)
+  assert result.returncode == 0, result.stderr
+  a, _ = sf.read(tmp_path / "out" / "kitA" / "kick.wav")
+  b, _ = sf.read(tmp_path / "out" / "kitB" / "kick.wav")
+  assert 2 < np.std(b) / np.std(a) < 4  # each kit's kick is its own
+
+  # kick.wav and kick.flac would share kick.eq.json: refused before any work, both named.
+  sf.write(kits / "kitA" / "kick.flac", rng.standard_normal(8000) * 0.1, 44100)
+  clash = _jaxeq("apply", kits, "--eq", "eq.json", "--out", "clash", cwd=tmp_path)
+  assert clash.returncode == 2 and "Traceback" not in clash.stderr
+  assert "kitA/kick.flac" in clash.stderr and "kitA/kick.wav" in clash.stderr
+  assert not (tmp_path / "clash").exists() or not any((tmp_path / "clash").rglob("*.wav"))
+  # Two files of the same name given on the command line: refused the same way.
+  same = _jaxeq("apply", kits / "kitA" / "kick.wav", kits / "kitB" / "kick.wav", "--eq",
+                "eq.json", "--out", "same", cwd=tmp_path)
+  assert same.returncode == 2 and "same outputs" in same.stderr
+
+  # An --out that cannot be written is named before any track is read.
+  (tmp_path / "blocked").write_text("a file where the folder should be")
+  blocked = _jaxeq("apply", kits / "kitB", "--eq", "eq.json", "--out", "blocked/out",
+                   cwd=tmp_path)
+  assert blocked.returncode == 2 and "--out blocked/out" in blocked.stderr
+  assert "Traceback" not in blocked.stderr
 
 
 def test_apply_never_overwrites_its_input_and_never_clips(tmp_path):
