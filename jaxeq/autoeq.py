@@ -10,7 +10,7 @@
 The correction is made where the track and its target carry energy (the audible band,
 `jaxeq.spectrum.correction_weight`) and nowhere else: the difference is 0 outside it, and the
 EQ never boosts more than `QUIET_BOOST_DB` where the track is more than
-`spectrum.AUDIBLE_BELOW_DB` under its loudest third-octave. A track with almost no audible
+`jaxeq.spectrum.AUDIBLE_BELOW_DB` under its loudest third-octave. A track with almost no audible
 band (a sine, a click) keeps a flat EQ.
 """
 
@@ -30,8 +30,8 @@ from jaxeq.layouts import get_layout
 from jaxeq.loudness import K_WEIGHTING, gated_loudness, match_loudness
 from jaxeq.matcher import Matcher, load_matcher
 from jaxeq.processing import apply_eq, eq_channels, filter_channels
-from jaxeq.spectrum import (AUDIBLE_BELOW_DB, FREQS, SAMPLE_RATE, correction_weight, difference,
-                            long_term_spectrum, third_octave_below_peak, zero_centre)
+from jaxeq.spectrum import (FREQS, SAMPLE_RATE, correction_weight, difference, long_term_spectrum,
+                            without_energy, zero_centre)
 from jaxeq.targets import BLEND_TOP, TargetBank, load_targets
 
 MAX_AMOUNT = 2.0
@@ -119,7 +119,7 @@ def limit_quiet_boosts(eq: EQ, spectrum_db, max_boost_db: float = QUIET_BOOST_DB
   """`eq` with its boosting bands scaled down (all by one factor) until it boosts at most
   `max_boost_db` where the track has no energy: more than `AUDIBLE_BELOW_DB` under its
   loudest third-octave. Cuts are kept as they are."""
-  quiet = FREQS[np.asarray(third_octave_below_peak(spectrum_db)) > AUDIBLE_BELOW_DB]
+  quiet = FREQS[without_energy(spectrum_db)]
 
   def boosts_scaled(scale: float) -> EQ:
     return EQ(dataclasses.replace(b, gain_db=b.gain_db * scale) if b.gain_db > 0 else b

@@ -199,6 +199,12 @@ def third_octave_below_peak(spectrum_db) -> jnp.ndarray:
   return jnp.max(third, axis=-1, keepdims=True) - third
 
 
+def without_energy(spectrum_db) -> np.ndarray:
+  """Where a curve has no energy to speak of: more than `AUDIBLE_BELOW_DB` under its loudest
+  third-octave (booleans, the shape of `spectrum_db`)."""
+  return np.asarray(third_octave_below_peak(spectrum_db)) > AUDIBLE_BELOW_DB
+
+
 def audible_weight(spectrum_db) -> jnp.ndarray:
   """Where a `(..., 256)` dB curve carries energy: 1 within `AUDIBLE_BELOW_DB −
   AUDIBLE_FADE_DB` of its loudest third-octave, fading to 0 at `AUDIBLE_BELOW_DB` under it."""
