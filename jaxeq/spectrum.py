@@ -45,6 +45,16 @@ LIMIT_KNEE_DB = 6.0
 AUDIBLE_SMOOTHING_OCTAVES = 1 / 3
 AUDIBLE_BELOW_DB = 45.0
 AUDIBLE_FADE_DB = 15.0
+# The noise floor is the spectrum of the frames at least NOISE_GAP_DB under the loudest (gaps,
+# fades, the ends of tails; digital silence left out), when there are MIN_NOISE_FRAMES of them.
+# Where the track is less than NOISE_MARGIN_DB above it, what the track holds is mostly noise;
+# the weight is full NOISE_FADE_DB further up.
+NOISE_GAP_DB = 30.0
+MIN_NOISE_FRAMES = 8
+NOISE_PERCENTILE = 10
+NOISE_SAMPLE_FRAMES = 512  # frames enough for the percentile, however long the track
+NOISE_MARGIN_DB = 6.0
+NOISE_FADE_DB = 6.0
 
 
 @functools.lru_cache(maxsize=8)
@@ -112,6 +122,24 @@ def long_term_spectrum(audio, sample_rate: int, smoothing_octaves: float = X_SMO
   Mean power over frames, leaving out frames more than `GATE_DB` below the loudest, so a
   track with long rests is not dragged down; then `smoothing_octaves` smoothing.
   """
+  return spectrum_and_noise_floor(audio, sample_rate, smoothing_octaves, block_frames)[0]
+
+
+def spectrum_and_noise_floor(audio, sample_rate: int,
+                             smoothing_octaves: float = X_SMOOTHING_OCTAVES,
+                             block_frames: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+  """`(long_term_spectrum, noise_floor)`, both 256 dB values on `FREQS` (float32).
+
+  The noise floor is what every part of the track holds, in each third-octave: the lower of
+  the quiet frames' mean power (at least `NOISE_GAP_DB` under the loudest, not digital
+  silence: the hiss between and after the notes) and the `NOISE_PERCENTILE`th percentile of
+  all sounding frames (so a soft passage in a register the rest does not play is not taken
+  for noise). Both are compared in power, not dB: the dB curve of a harmonic sound reads the
+  valleys between its partials. The floor is placed so that `spectrum − floor` is how far
+  the track stands out of it. A track with fewer than `MIN_NOISE_FRAMES` quiet frames (a
+  sustained pad, a clean one-shot that ends in digital silence) has no floor to speak of:
+  `FLOOR_DB` everywhere.
+  """
   signal = _analysis_signal(audio, sample_rate)
   window = np.hanning(N_FFT + 1)[:-1].astype(np.float32)  # periodic Hann
   frames = _frames(signal, HOP)
@@ -119,14 +147,36 @@ def long_term_spectrum(audio, sample_rate: int, smoothing_octaves: float = X_SMO
   if level_db.max() < SILENCE_DBFS:
     raise AudioError(f"audio is silent (loudest frame {level_db.max():.0f} dBFS)")
   kept = np.flatnonzero(level_db >= level_db.max() - GATE_DB)
-  power = np.zeros(N_FFT // 2 + 1)
-  for start in range(0, len(kept), block_frames):  # bounded memory for long tracks
-    block = frames[kept[start:start + block_frames]] * window
-    power += np.sum(np.abs(np.fft.rfft(block, axis=-1)) ** 2, axis=0)
+  quiet = np.flatnonzero((level_db <= level_db.max() - NOISE_GAP_DB) & (level_db >= SILENCE_DBFS))
   # Scaled so that a full-scale sine at a grid frequency reads about 0 dB.
-  power /= len(kept) * (np.sum(window) / 2) ** 2
-  curve = _to_grid_db(power)
-  return np.asarray(smooth(curve, smoothing_octaves), dtype=np.float32)
+  scale = (np.sum(window) / 2) ** 2
+
+  def mean_power(indices: np.ndarray) -> np.ndarray:
+    power = np.zeros(N_FFT // 2 + 1)
+    for start in range(0, len(indices), block_frames):  # bounded memory for long tracks
+      block = frames[indices[start:start + block_frames]] * window
+      power += np.sum(np.abs(np.fft.rfft(block, axis=-1)) ** 2, axis=0)
+    return power / (len(indices) * scale)
+
+  power = mean_power(kept)
+  spectrum = np.asarray(smooth(_to_grid_db(power), smoothing_octaves), dtype=np.float32)
+  if len(quiet) < MIN_NOISE_FRAMES:
+    return spectrum, np.full(len(FREQS), FLOOR_DB, np.float32)
+  sounding = np.flatnonzero(level_db >= SILENCE_DBFS)
+  sample = sounding[np.linspace(0, len(sounding) - 1, min(len(sounding), NOISE_SAMPLE_FRAMES))
+                    .round().astype(int)]
+  per_frame = np.abs(np.fft.rfft(frames[sample] * window, axis=-1)) ** 2 / scale
+  thirds = _third_octave_matrix()
+  noise = np.minimum(mean_power(quiet) @ thirds,
+                     np.percentile(per_frame @ thirds, NOISE_PERCENTILE, axis=0))
+  margin_db = 10 * np.log10(np.maximum(power @ thirds, 1e-30) / np.maximum(noise, 1e-30))
+  return spectrum, np.maximum(spectrum - margin_db, FLOOR_DB).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=1)
+def _third_octave_matrix() -> np.ndarray:
+  """`(n_fft // 2 + 1, 256)`: FFT power onto third-octave band powers around each of `FREQS`."""
+  return band_matrix() @ _smoothing_matrix(AUDIBLE_SMOOTHING_OCTAVES).T
 
 
 def log_spectrogram_windows(audio, sample_rate: int, max_windows: int | None = None) -> np.ndarray:
@@ -212,9 +262,26 @@ def audible_weight(spectrum_db) -> jnp.ndarray:
   return jnp.clip((AUDIBLE_BELOW_DB - below) / AUDIBLE_FADE_DB, 0.0, 1.0)
 
 
-def correction_weight(target_db, input_db) -> jnp.ndarray:
-  """Where an EQ should correct: where both the track and its target carry energy."""
-  return audible_weight(target_db) * audible_weight(input_db)
+def above_noise_weight(spectrum_db, noise_floor_db) -> jnp.ndarray:
+  """Where a track stands out of its noise floor: 0 within `NOISE_MARGIN_DB` of it (third-octave
+  levels), 1 from `NOISE_FADE_DB` further up."""
+  margin = (smooth(spectrum_db, AUDIBLE_SMOOTHING_OCTAVES)
+            - smooth(noise_floor_db, AUDIBLE_SMOOTHING_OCTAVES))
+  return jnp.clip((margin - NOISE_MARGIN_DB) / NOISE_FADE_DB, 0.0, 1.0)
+
+
+def in_noise(spectrum_db, noise_floor_db) -> np.ndarray:
+  """Where a track holds mostly noise: within `NOISE_MARGIN_DB` of its noise floor (booleans)."""
+  return np.asarray(above_noise_weight(spectrum_db, noise_floor_db)) == 0
+
+
+def correction_weight(target_db, input_db, noise_floor_db=None) -> jnp.ndarray:
+  """Where an EQ should correct: where both the track and its target carry energy, and, given
+  the track's noise floor (`spectrum_and_noise_floor`), where the track stands out of it."""
+  weight = audible_weight(target_db) * audible_weight(input_db)
+  if noise_floor_db is not None:
+    weight = weight * above_noise_weight(input_db, noise_floor_db)
+  return weight
 
 
 def soft_limit(curve_db, max_db: float = MAX_DIFFERENCE_DB,

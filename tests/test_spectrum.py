@@ -159,3 +159,35 @@ def test_audible_weight_follows_the_band_where_a_spectrum_has_energy():
   assert np.all(d[weight == 0] == 0.0)
   both = np.asarray(spectrum.correction_weight(curve[::-1], curve))
   assert np.all(both <= weight + 1e-6) and both.sum() < weight.sum()
+
+
+def _band_noise(seconds, lo_hz, hi_hz, rms, seed):
+  """White noise kept between `lo_hz` and `hi_hz` (an instrument, or hiss when 0–Nyquist)."""
+  rng = np.random.default_rng(seed)
+  x = np.fft.rfft(rng.standard_normal(int(seconds * RATE)))
+  f = np.fft.rfftfreq(int(seconds * RATE), 1 / RATE)
+  x[(f < lo_hz) | (f > hi_hz)] = 0
+  y = np.fft.irfft(x, int(seconds * RATE))
+  return (rms * y / np.sqrt(np.mean(y**2))).astype(np.float32)
+
+
+def test_noise_floor_is_the_hiss_under_a_track_and_nothing_else():
+  # Three seconds of an instrument (200 Hz–4 kHz), a second's gap; hiss 40 dB under it per Hz
+  # all along, which the peak-relative rule alone takes for part of the sound.
+  playing = np.concatenate([_band_noise(3, 200, 4000, 0.1, 1), np.zeros(RATE, np.float32)])
+  hiss = _band_noise(4, 0, RATE / 2, 0.1 * np.sqrt(RATE / 2 / 3800) * 10 ** (-40 / 20), 2)
+  track, floor = spectrum.spectrum_and_noise_floor(playing + hiss, RATE)
+  np.testing.assert_allclose(track, jaxeq.long_term_spectrum(playing + hiss, RATE))
+  hissy = jaxeq.FREQS > 8000
+  assert np.all(spectrum.audible_weight(track)[hissy] > 0.3)
+  assert np.all(np.asarray(spectrum.above_noise_weight(track, floor))[hissy] == 0)
+  assert np.all(np.asarray(spectrum.above_noise_weight(track, floor))[
+      (jaxeq.FREQS > 300) & (jaxeq.FREQS < 3000)] == 1)
+  assert np.all(np.asarray(spectrum.correction_weight(np.zeros(256), track, floor))[hissy] == 0)
+  # Without the hiss the gap is digital silence: no floor, nothing taken for noise.
+  _, clean_floor = spectrum.spectrum_and_noise_floor(playing, RATE)
+  assert np.all(clean_floor == spectrum.FLOOR_DB)
+  # A soft passage an octave band the loud part does not play is music, not noise.
+  soft = np.concatenate([_band_noise(3, 1000, 4000, 0.1, 3), _band_noise(1, 100, 400, 0.002, 4)])
+  track, floor = spectrum.spectrum_and_noise_floor(soft, RATE)
+  assert not np.any(spectrum.in_noise(track, floor)[(jaxeq.FREQS > 120) & (jaxeq.FREQS < 350)])
