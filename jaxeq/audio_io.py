@@ -5,6 +5,7 @@ Arrays follow soundfile: `(samples,)` for mono, `(samples, channels)` otherwise.
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +62,44 @@ def load_audio(path, dtype: str = "float32") -> tuple[np.ndarray, int]:
     check_audio(audio, sample_rate)
   except AudioError as e:
     raise AudioError(f"{path}: {e}") from None
+  promised = promised_frames(path)
+  if promised is not None and promised > len(audio):
+    raise AudioError(f"{path}: truncated: its header promises {promised} frames "
+                     f"({promised / sample_rate:.2f} s) but the file holds {len(audio)} "
+                     f"({len(audio) / sample_rate:.2f} s)")
   return audio, sample_rate
+
+
+def promised_frames(path) -> int | None:
+  """The frame count a WAV or AIFF header promises (None for other files, or a header that
+  leaves the length open, as a recorder writing a stream does). libsndfile reads a truncated
+  file up to where it ends without a word, so this is how a damaged file is told apart."""
+  try:
+    with open(path, "rb") as f:
+      return _header_frames(f)
+  except struct.error:  # a header cut short: libsndfile has already judged the file
+    return None
+
+
+def _header_frames(f) -> int | None:
+  head = f.read(12)
+  if head[:4] not in (b"RIFF", b"FORM") or head[8:12] not in (b"WAVE", b"AIFF", b"AIFC"):
+    return None  # RF64, W64, other formats: left to libsndfile
+  wav, block_align = head[:4] == b"RIFF", None
+  while len(chunk := f.read(8)) == 8:
+    name, size = chunk[:4], struct.unpack("<I" if wav else ">I", chunk[4:])[0]
+    body_end = f.tell() + size + (size & 1)  # chunks are padded to an even length
+    if wav and name == b"fmt ":
+      code, _, _, _, block_align = struct.unpack("<HHIIH", f.read(14))
+      if code not in (1, 3, 0xFFFE):  # compressed: blocks are not frames
+        return None
+    elif wav and name == b"data":
+      open_length = size in (0, 0xFFFFFFFF) or not block_align
+      return None if open_length else size // block_align
+    elif not wav and name == b"COMM":
+      return struct.unpack(">hI", f.read(6))[1] or None
+    f.seek(body_end)
+  return None
 
 
 def save_audio(path, audio, sample_rate: int, *, subtype: str | None = None,

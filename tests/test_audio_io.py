@@ -92,3 +92,17 @@ def test_bad_arrays_are_rejected_before_writing(tmp_path, audio, rate, reason):
   with pytest.raises(AudioError, match=reason):
     save_audio(tmp_path / "x.wav", audio, rate)
   assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("ext, subtype", [("wav", "PCM_24"), ("wav", "FLOAT"), ("aiff", "PCM_16")])
+def test_a_truncated_file_names_both_lengths(tmp_path, ext, subtype):
+  path = tmp_path / f"take.{ext}"
+  sf.write(path, _tone(n=44100, channels=2), 44100, subtype=subtype)
+  whole = path.read_bytes()
+  path.write_bytes(whole[: len(whole) // 2])  # as an interrupted copy leaves it
+  held = sf.info(path).frames  # libsndfile reads what is there without a word
+  with pytest.raises(AudioError, match=f"promises 44100 frames .* holds {held} ") as info:
+    load_audio(path)
+  assert str(info.value).startswith(f"{path}: truncated") and "\n" not in str(info.value)
+  path.write_bytes(whole)
+  assert load_audio(path)[0].shape == (44100, 2)
