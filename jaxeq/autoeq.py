@@ -103,6 +103,9 @@ class Analysis:
       parts.append(self.note)
     return "; ".join(parts)
 
+  def __repr__(self) -> str:  # the summary, not three 256-point curves
+    return f"Analysis({self.summary()})"
+
   def to_dict(self) -> dict:
     """A JSON-able summary (the curves as lists)."""
     return {"instrument": self.instrument, "confidence": self.confidence,
@@ -164,12 +167,13 @@ class AutoEQ:
   def from_pretrained(cls, targets=None, classifier=None, matcher="cnn_finetuned",
                       layout: str | None = None) -> "AutoEQ":
     """The shipped models; `targets`, `classifier` and `matcher` may name others on disk
-    (a bank `.npz`, a classifier directory, a matcher name or directory). A `layout` other
-    than the matcher's is fitted per track by the optimiser instead."""
+    (a bank `.npz` or a `TargetBank`, a classifier directory, a matcher name or directory).
+    A `layout` other than the matcher's is fitted per track by the optimiser instead."""
     network = load_matcher(matcher)
     if layout is not None and get_layout(layout).to_config() != network.layout.to_config():
       network = OptimiserMatcher(get_layout(layout))
-    return cls(load_classifier(classifier), network, load_targets(targets))
+    bank = targets if isinstance(targets, TargetBank) else load_targets(targets)
+    return cls(load_classifier(classifier), network, bank)
 
   def analyze(self, audio, sample_rate: int, instrument: str | None = None,
               reference=None, reference_rate: int | None = None, target=None) -> Analysis:

@@ -6,8 +6,9 @@
     jaxeq apply TRACK.wav --eq eq.json --out processed/         # a saved EQ, as it is
     jaxeq targets build REFERENCES/ --out my_targets.npz        # your own target bank
 
-Every subcommand reports a bad input as one line on stderr, naming it and the reason, goes
-on with the others, and exits non-zero if any failed. Inputs are never modified.
+Every subcommand reports a bad input as one line on stderr, naming the file or option and
+the reason, goes on with the others, and exits non-zero if any failed. Inputs are never
+modified.
 """
 
 from __future__ import annotations
@@ -35,6 +36,11 @@ def _fail(message: str) -> None:
   tqdm.write(f"jaxeq: {message}", file=sys.stderr)
 
 
+def _about(subject, error: Exception) -> str:
+  """`error`'s message naming `subject` (a file, say) once: prefixed unless it names it."""
+  return str(error) if str(subject) in str(error) else f"{subject}: {error}"
+
+
 def _tracks(inputs) -> list[tuple[Path, Path]]:
   """Every audio file in `inputs`, each with where its outputs go under `--out`: its path
   below the folder given (`drums/kitA/kick.wav` → `kitA/kick.wav`), or its name for a file."""
@@ -47,6 +53,21 @@ def _tracks(inputs) -> list[tuple[Path, Path]]:
   return tracks
 
 
+def _check_writable(out: Path, folder: Path, create: bool = True) -> None:
+  """Refuses, before any work, an `--out` whose `folder` cannot be written or, unless
+  `create`, does not exist."""
+  try:
+    if create:
+      folder.mkdir(parents=True, exist_ok=True)
+    elif not folder.is_dir():
+      raise ValueError(f"--out {out}: " + (f"{folder} is not a folder" if folder.exists()
+                                           else f"the folder {folder} does not exist"))
+    with tempfile.TemporaryFile(dir=folder):
+      pass
+  except OSError as e:
+    raise ValueError(f"--out {out}: cannot write there ({e.strerror or e})") from None
+
+
 def _check_outputs(tracks: list[tuple[Path, Path]], out_dir: Path) -> None:
   """Refuses, before any work, two inputs that would share outputs (`kick.wav` and
   `kick.flac` share `kick.eq.json`) and an `--out` that cannot be written."""
@@ -57,19 +78,28 @@ def _check_outputs(tracks: list[tuple[Path, Path]], out_dir: Path) -> None:
       raise ValueError(f"{owner[stem]} and {track} would write the same outputs "
                        f"({out_dir / stem}.*): give them different --out folders or names")
     owner[stem] = track
-  try:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryFile(dir=out_dir):
-      pass
-  except OSError as e:
-    raise ValueError(f"--out {out_dir}: cannot write there ({e.strerror or e})") from None
+  _check_writable(out_dir, out_dir)
 
 
-def _each_track(inputs, desc: str, work: Callable[[Path, Path], Callable[[], None] | None],
-                out_dir: Path | None = None) -> int:
-  """Runs `work(track, relative)` on every audio file in `inputs` with a progress bar; 1 if
-  any failed, 2 if nothing could start. `relative` is where the track's outputs go under
-  `out_dir`, which is checked first (see `_check_outputs`).
+def _outputs(track: Path, out: Path, suffixes) -> list[Path]:
+  """`out` (the track's output under `--out`, suffix "") and the files beside it with
+  `suffixes` (`kick.wav` → `kick.eq.json`, ...); never the input itself."""
+  paths = [out.with_name(out.stem + suffix) if suffix else out for suffix in suffixes]
+  if any(path.resolve() == track.resolve() for path in paths):
+    raise AudioError(f"{track}: refusing to overwrite the input; choose another --out")
+  return paths
+
+
+_SKIPPED = object()  # a track whose outputs all exist, under --skip-existing
+
+
+def _each_track(inputs, desc: str, work: Callable[[Path, list[Path]], Callable[[], None] | None],
+                out_dir: Path | None = None, suffixes=(), skip_existing: bool = False) -> int:
+  """Runs `work(track, outputs)` on every audio file in `inputs` with a progress bar; 1 if
+  any failed, 2 if nothing could start. `outputs` are the track's output files under
+  `out_dir` (its path below the folder given, with `suffixes`); `out_dir` is checked first
+  (see `_check_outputs`), and with `skip_existing` a track whose outputs all exist is skipped.
+  Commands that write end with one line: how many tracks were written, skipped and failed.
 
   `work` may return a function that writes the track's outputs: it runs on a background
   thread while the next track is read and analysed.
@@ -84,7 +114,7 @@ def _each_track(inputs, desc: str, work: Callable[[Path, Path], Callable[[], Non
     except ValueError as e:
       _fail(str(e))
       return 2
-  failures = 0
+  failures = skipped = 0
 
   def attempt(track: Path, step: Callable):
     nonlocal failures
@@ -92,28 +122,34 @@ def _each_track(inputs, desc: str, work: Callable[[Path, Path], Callable[[], Non
       return step()
     except (AudioError, ValueError) as e:
       failures += 1
-      _fail(str(e) if str(track) in str(e) else f"{track}: {e}")
+      _fail(_about(track, e))
     except OSError as e:
       failures += 1
       _fail(f"{track}: {e.strerror or e}")
 
+  def start(track: Path, relative: Path):
+    outputs = [] if out_dir is None else _outputs(track, out_dir / relative, suffixes)
+    if skip_existing and all(path.exists() for path in outputs):
+      return _SKIPPED  # written whole by an earlier run: every output is written atomically
+    return work(track, outputs)
+
   with concurrent.futures.ThreadPoolExecutor(1) as writer:
     writes = []
     for track, relative in tqdm(tracks, desc=desc, unit="file", disable=len(tracks) < 2):
-      finish = attempt(track, lambda: work(track, relative))
-      if finish is not None:
+      finish = attempt(track, lambda: start(track, relative))
+      if finish is _SKIPPED:
+        skipped += 1
+      elif finish is not None:
         writes.append((track, writer.submit(finish)))
     for track, write in writes:
       attempt(track, write.result)
+  if out_dir is not None:
+    done = len(tracks) - skipped - failures
+    tqdm.write(f"{desc}: {done} of {len(tracks)} track{'s' * (len(tracks) != 1)} written to "
+               f"{out_dir}"
+               + (f", {skipped} skipped (their outputs exist)" if skipped else "")
+               + (f", {failures} failed" if failures else ""))
   return 1 if failures else 0
-
-
-def _output_path(track: Path, out: Path, suffix: str | None = None) -> Path:
-  """`out` (the track's output under `--out`), or the file beside it with `suffix`."""
-  out = out if suffix is None else out.with_name(out.stem + suffix)
-  if out.resolve() == track.resolve():
-    raise AudioError(f"{track}: refusing to overwrite the input; choose another --out")
-  return out
 
 
 def _save_like(track: Path, out: Path, audio: np.ndarray, rate: int) -> None:
@@ -125,12 +161,25 @@ def _save_like(track: Path, out: Path, audio: np.ndarray, rate: int) -> None:
 # --- automatic EQ --------------------------------------------------------------------
 
 
+def _option(name: str, value, make: Callable):
+  """`make()`, a `ValueError` from it naming the option `name` and its `value`."""
+  try:
+    return make()
+  except ValueError as e:
+    raise ValueError(f"{name}: {_about(value, e)}") from None
+
+
 def _auto_eq(args):
   """The AutoEQ the flags ask for; `--instrument` resolved to the bank's name (any case)."""
   from jaxeq.autoeq import AutoEQ  # loads the models: only for the commands that need them
-  auto = AutoEQ.from_pretrained(targets=args.targets, layout=args.layout)
+  from jaxeq.layouts import get_layout
+  from jaxeq.targets import load_targets
+  bank = _option("--targets", args.targets, lambda: load_targets(args.targets))
+  _option("--layout", args.layout, lambda: get_layout(args.layout))
+  auto = AutoEQ.from_pretrained(targets=bank, layout=args.layout)
   if args.instrument is not None:
-    args.instrument = auto.targets.find(args.instrument)
+    args.instrument = _option("--instrument", args.instrument,
+                              lambda: auto.targets.find(args.instrument))
   return auto
 
 
@@ -139,7 +188,19 @@ def _reference(args) -> dict:
   if args.reference is None:
     return {}
   from jaxeq.autoeq import reference_target
-  return {"target": reference_target(*load_audio(args.reference))}
+  return {"target": _option("--reference", args.reference,
+                            lambda: reference_target(*load_audio(args.reference)))}
+
+
+def _track_line(track: Path, analysis, bank) -> str:
+  """The line a track gets: its analysis, and which targets came from the shipped bank
+  because `--targets` lacks them."""
+  from jaxeq.targets import SHIPPED_FALLBACK
+  fallback = [name for name in analysis.target_mix or {}
+              if bank.origin(name) == SHIPPED_FALLBACK]
+  note = (f"; target of {', '.join(fallback)} from the shipped bank (not in --targets)"
+          if fallback else "")
+  return f"{track}: {analysis.summary()}{note}"
 
 
 def process_command(args) -> int:
@@ -148,48 +209,49 @@ def process_command(args) -> int:
     _fail(f"--amount {args.amount}: expected a value from 0 to 2")
     return 2
   try:
-    auto, reference = _auto_eq(args), _reference(args)
+    reference = _reference(args)  # before loading the models: a bad reference fails at once
+    auto = _auto_eq(args)
   except (AudioError, ValueError, OSError) as e:
     _fail(str(e))
     return 2
-  out_dir = Path(args.out)
+  suffixes = ("", ".eq.json", ".ParametricEQ.txt", ".analysis.json") + (".png",) * args.plot
 
-  def work(track: Path, relative: Path) -> Callable[[], None]:
-    out = _output_path(track, out_dir / relative)
+  def work(track: Path, outputs: list[Path]) -> Callable[[], None]:
+    out, eq_json, apo, analysis_json, *picture = outputs
     audio, rate = load_audio(track)
     processed, analysis = auto.process(audio, rate, amount=args.amount,
                                        instrument=args.instrument, **reference)
 
     def write() -> None:
       _save_like(track, out, processed, rate)  # creates the output's folder
-      analysis.eq.save(_output_path(track, out, ".eq.json"))
-      write_text_atomically(_output_path(track, out, ".ParametricEQ.txt"),
-                            analysis.eq.to_equalizer_apo(rate))
-      write_text_atomically(_output_path(track, out, ".analysis.json"),
-                            json.dumps(analysis.to_dict(), indent=1) + "\n")
-      if args.plot:
+      analysis.eq.save(eq_json)
+      write_text_atomically(apo, analysis.eq.to_equalizer_apo(rate))
+      write_text_atomically(analysis_json, json.dumps(analysis.to_dict(), indent=1) + "\n")
+      if picture:
         from jaxeq.plots import plot_analysis
-        plot_analysis(analysis, _output_path(track, out, ".png"), title=track.name)
+        plot_analysis(analysis, picture[0], title=track.name)
 
-    tqdm.write(f"{track}: {analysis.summary()}")
+    if not args.quiet:
+      tqdm.write(_track_line(track, analysis, auto.targets))
     return write
 
-  return _each_track(args.inputs, "process", work, out_dir)
+  return _each_track(args.inputs, "process", work, Path(args.out), suffixes, args.skip_existing)
 
 
 def analyze_command(args) -> int:
   """Print each track's instrument (with confidence) and the EQ it needs; writes nothing."""
   try:
-    auto, reference = _auto_eq(args), _reference(args)
+    reference = _reference(args)  # before loading the models: a bad reference fails at once
+    auto = _auto_eq(args)
   except (AudioError, ValueError, OSError) as e:
     _fail(str(e))
     return 2
 
-  def work(track: Path, relative: Path) -> None:
-    del relative  # analyze writes nothing
+  def work(track: Path, outputs: list[Path]) -> None:
+    del outputs  # analyze writes nothing
     audio, rate = load_audio(track)
     analysis = auto.analyze(audio, rate, instrument=args.instrument, **reference)
-    tqdm.write(f"{track}: {analysis.summary()}")
+    tqdm.write(_track_line(track, analysis, auto.targets))
 
   return _each_track(args.inputs, "analyze", work)
 
@@ -210,12 +272,11 @@ def apply_command(args) -> int:
   try:
     eq = EQ.load(args.eq)
   except ValueError as e:
-    _fail(str(e))
+    _fail(f"--eq: {e}")
     return 2
-  out_dir = Path(args.out)
 
-  def work(track: Path, relative: Path) -> None:
-    out = _output_path(track, out_dir / relative)
+  def work(track: Path, outputs: list[Path]) -> None:
+    out, = outputs
     audio, rate = load_audio(track)
     processed = apply_eq(audio, rate, eq)
     peak = float(np.max(np.abs(processed)))
@@ -223,35 +284,66 @@ def apply_command(args) -> int:
       processed *= MAX_PEAK / peak  # integer formats would clip
       _fail(f"{track}: lowered by {20 * np.log10(peak / MAX_PEAK):.1f} dB to avoid clipping")
     _save_like(track, out, processed, rate)
+    if not args.quiet:
+      tqdm.write(f"{track}: {out}")
 
-  return _each_track(args.inputs, "apply", work, out_dir)
+  return _each_track(args.inputs, "apply", work, Path(args.out), ("",), args.skip_existing)
+
+
+def _class_folders(root: Path) -> dict[str, Path]:
+  """`root`'s sub-folders by the class each names (any case: `Snare/` is snare); a
+  `ValueError` naming every folder that names no class, and the names that do."""
+  from jaxeq.classes import CLASSES, resolve_name
+  folders, unknown = {}, []
+  for folder in sorted(d for d in root.iterdir() if d.is_dir()):
+    try:
+      folders[resolve_name(folder.name, CLASSES, "class folder")] = folder
+    except ValueError as e:
+      unknown.append(_about(folder, e))
+  if unknown:
+    raise ValueError("; ".join(unknown) + f" (the class folders: {', '.join(CLASSES)})")
+  return folders
 
 
 def targets_build_command(args) -> int:
-  """Build a target bank from your own reference tracks: one folder per instrument class."""
+  """Build a target bank from your own reference tracks: one folder per instrument class;
+  the classes you leave out keep the shipped targets."""
   from jaxeq.plots import plot_targets
-  from jaxeq.targets import build_target_bank
-  root = Path(args.folder)
+  from jaxeq.targets import SHIPPED_FALLBACK, build_target_bank, load_targets
+  root, out = Path(args.folder), Path(args.out)
   if not root.is_dir():
     _fail(f"{root}: not a folder (expected one sub-folder of reference tracks per class)")
     return 2
-  tracks = {d.name: find_audio_files([d]) for d in sorted(root.iterdir()) if d.is_dir()}
+  try:
+    folders = _class_folders(root)
+    _check_writable(out, out.parent, create=False)
+  except ValueError as e:
+    _fail(str(e))
+    return 2
   failures = []
 
   def report(message):
     failures.append(message)
     _fail(message)
 
+  tracks = {name: find_audio_files([folder]) for name, folder in folders.items()}
   try:
     bank = build_target_bank(tracks, load_audio, source=str(root.resolve()), on_error=report)
+    bank = bank.completed(load_targets())
+    bank.save(out)
+    plot_targets(bank, out.with_suffix(".png"))
   except ValueError as e:
-    _fail(f"{root}: {e}")
+    _fail(_about(root, e))
     return 2
-  out = Path(args.out)
-  bank.save(out)
-  plot_targets(bank, out.with_suffix(".png"))
+  except OSError as e:
+    _fail(f"--out {out}: cannot write it ({e.strerror or e})")
+    return 2
+  shipped = [name for name in bank.classes if bank.origin(name) == SHIPPED_FALLBACK]
   for name, count in zip(bank.classes, bank.counts):
-    print(f"{name:<28} {count:>5} tracks")
+    if name not in shipped:
+      print(f"{name:<28} {count:>5} tracks")
+  if shipped:
+    print(f"the shipped targets for the {len(shipped)} other classes: {', '.join(shipped)}")
   print(f"wrote {out} and {out.with_suffix('.png')}")
   return 1 if failures else 0
 
@@ -276,12 +368,19 @@ def build_parser() -> argparse.ArgumentParser:
                      help="EQ layout (paper4 uses the network; others a per-track optimiser)")
     sub.add_argument("--targets", help="a target bank (.npz) instead of the shipped one")
 
+  def resumable(sub):
+    sub.add_argument("--skip-existing", action="store_true",
+                     help="skip tracks whose outputs all exist (resume an interrupted batch)")
+    sub.add_argument("--quiet", action="store_true",
+                     help="no line per track (errors and the final count still print)")
+
   process = command("process", process_command)
   automatic(process)
   process.add_argument("--out", required=True, help="folder for the processed files")
   process.add_argument("--amount", type=float, default=1.0,
                        help="scale the EQ's gains: 0 (none) to 2 (double); default 1")
   process.add_argument("--plot", action="store_true", help="also write a PNG of the analysis")
+  resumable(process)
   automatic(command("analyze", analyze_command))
   command("classes", classes_command)
 
@@ -289,6 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
   apply.add_argument("inputs", nargs="+", help="audio files and folders of audio files")
   apply.add_argument("--eq", required=True, help="the EQ as JSON (see jaxeq.EQ.save)")
   apply.add_argument("--out", required=True, help="folder for the processed files")
+  resumable(apply)
 
   targets = commands.add_parser("targets", help="target banks").add_subparsers(
       dest="targets_command", required=True)

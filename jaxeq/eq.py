@@ -147,6 +147,10 @@ class EQ:
       rows.append(f"{i:>2}  {b.kind:<10} {b.freq_hz:>10.1f} {gain:>10} {b.q:>6.2f}")
     return "\n".join(rows)
 
+  def __repr__(self) -> str:
+    count = f"{len(self.bands)} band{'s' * (len(self.bands) != 1)}"
+    return f"EQ({count}: {self.summary() or 'all at 0 dB'})"
+
   def summary(self) -> str:
     """The bands on one line: `low_shelf 120 Hz +2.1 dB Q 0.71, peak 800 Hz -3.0 dB Q 1.40`;
     bands left at 0 dB are left out."""

@@ -10,6 +10,8 @@ import numpy as np  # noqa: E402
 
 from jaxeq.atomic import atomic_path  # noqa: E402
 from jaxeq.spectrum import FREQS, SAMPLE_RATE, zero_centre  # noqa: E402
+from jaxeq.targets import (REAL_RECORDINGS, REFERENCE_TRACKS, RENDERS,  # noqa: E402
+                           SHIPPED_FALLBACK)
 
 
 def _save(fig, path) -> None:
@@ -24,24 +26,32 @@ def _freq_axis(ax) -> None:
   ax.grid(True, which="both", alpha=0.3)
 
 
+# A target's colour, by where it came from (`TargetBank.origin`), and the colour's name.
+_ORIGIN_COLOURS = {REAL_RECORDINGS: ("C0", "blue"), RENDERS: ("C1", "orange"),
+                   REFERENCE_TRACKS: ("C2", "green"), SHIPPED_FALLBACK: ("0.55", "grey")}
+
+
 def plot_targets(bank, path, columns: int = 5) -> None:
-  """All targets as a grid of small plots, in a PNG."""
+  """All targets as a grid of small plots, in a PNG, coloured by where each came from."""
   rows = -(-len(bank.classes) // columns)
   fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.2 * rows), sharex=True,
                            sharey=True, squeeze=False)
   for ax in axes.flat[len(bank.classes):]:
     ax.axis("off")
-  for ax, name, curve, count in zip(axes.flat, bank.classes, bank.curves, bank.counts):
-    origin = bank.origin(name)
-    ax.plot(FREQS, curve, lw=1.2, color="C0" if origin == "real recordings" else "C1")
+  origins = [bank.origin(name) for name in bank.classes]
+  for ax, name, origin, curve, count in zip(axes.flat, bank.classes, origins, bank.curves,
+                                            bank.counts):
+    ax.plot(FREQS, curve, lw=1.2, color=_ORIGIN_COLOURS.get(origin, ("C1", ""))[0])
     _freq_axis(ax)
     ax.set_title(f"{name} ({origin + ', ' if origin else ''}n={count})", fontsize=8)
   for ax in axes[-1]:
     ax.set_xlabel("Hz")
   for ax in axes[:, 0]:
     ax.set_ylabel("dB")
-  fig.suptitle("jaxeq target spectra (zero-mean dB; blue: from real recordings, orange: "
-               "from renders)")
+  legend = [f"{words}: {origin}" for origin, (_, words) in _ORIGIN_COLOURS.items()
+            if origin in origins]
+  fig.suptitle("jaxeq target spectra (zero-mean dB" + "".join(f"; {line}" for line in legend)
+               + ")")
   fig.tight_layout()
   _save(fig, path)
 

@@ -1,8 +1,10 @@
 """The target bank: for every instrument, the spectrum a well-produced track of it has.
 
 A target is the mean of the zero-mean dB long-term spectra (`jaxeq.long_term_spectrum`) of
-reference tracks of that instrument (DESIGN.md §2): real recordings where a class has them,
-clean renders where it does not; the provenance says which, per class (`origin`). A track's
+reference tracks of that instrument (DESIGN.md §2): real recordings where a class has
+them, clean renders where it does not; the provenance says which, per class (`origin`). A bank
+you build from your own reference tracks may cover only some classes: loaded, it takes the
+others from the shipped bank (`TargetBank.completed`, origin `SHIPPED_FALLBACK`). A track's
 target is the classifier's probability-weighted mix of its likeliest classes' targets
 (`TargetBank.blend`), so a near-miss between similar instruments costs little. A bank is
 saved as one `.npz` file — class names, the frequency grid, the curves, the track counts and
@@ -29,6 +31,10 @@ SHIPPED = Path(__file__).parent / "assets" / "targets.npz"
 # leaving out those under BLEND_MIN_SHARE of the winner's probability.
 BLEND_TOP = 3
 BLEND_MIN_SHARE = 0.1
+# Where a class's target came from (`TargetBank.origin`).
+REAL_RECORDINGS, RENDERS = "real recordings", "renders"
+REFERENCE_TRACKS = "reference tracks"  # a user's own, `build_target_bank`
+SHIPPED_FALLBACK = "shipped fallback"  # a class the bank lacked, from the shipped bank
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,8 +58,28 @@ class TargetBank:
     return self.curves[self.classes.index(self.find(instrument))]
 
   def origin(self, instrument: str) -> str:
-    """What the target was made from: 'real recordings', 'renders', or '' when not recorded."""
+    """What the target was made from: `REAL_RECORDINGS`, `RENDERS`, `REFERENCE_TRACKS`,
+    `SHIPPED_FALLBACK`, or '' when not recorded."""
     return self.provenance.get("origin", {}).get(self.find(instrument), "")
+
+  def completed(self, fallback: "TargetBank") -> "TargetBank":
+    """This bank with the classes it lacks taken from `fallback` (the shipped bank), their
+    origin `SHIPPED_FALLBACK`; in `fallback`'s order, then this bank's other classes."""
+    missing = [name for name in fallback.classes if name not in self.classes]
+    if not missing:
+      return self
+    order = list(fallback.classes) + [c for c in self.classes if c not in fallback.classes]
+
+    def row(name: str) -> tuple[np.ndarray, int]:
+      bank = self if name in self.classes else fallback
+      i = bank.classes.index(name)
+      return bank.curves[i], int(bank.counts[i])
+
+    rows = [row(name) for name in order]
+    origin = {**{name: SHIPPED_FALLBACK for name in missing}, **self.provenance.get("origin", {})}
+    return TargetBank(tuple(order), np.stack([curve for curve, _ in rows]).astype(np.float32),
+                      np.array([count for _, count in rows]),
+                      {**self.provenance, "origin": {name: origin.get(name, "") for name in order}})
 
   def blend(self, probabilities: Mapping[str, float],
             top: int = BLEND_TOP) -> tuple[np.ndarray, dict[str, float]]:
@@ -107,7 +133,7 @@ def bank_from_spectra(classes, labels, spectra, provenance: dict, recorded=None)
     raise ValueError("no usable reference tracks: cannot build a target bank")
   chosen = {i: (labels == i) & recorded if np.any((labels == i) & recorded) else labels == i
             for i in present}
-  origin = {classes[i]: "real recordings" if np.any(chosen[i] & recorded) else "renders"
+  origin = {classes[i]: REAL_RECORDINGS if np.any(chosen[i] & recorded) else RENDERS
             for i in present}
   provenance = {"built": datetime.date.today().isoformat(),
                 "method": "mean of zero-mean long-term spectra (jaxeq.long_term_spectrum)",
@@ -122,7 +148,8 @@ def build_target_bank(tracks: Mapping[str, Iterable], load: Callable, source: st
   """A bank from reference tracks: `tracks` maps a class name to its audio files.
 
   `load(path) -> (audio, rate)` reads a track; tracks it rejects (an `AudioError`, say) are
-  passed to `on_error` as a message and left out. Classes with no usable track are left out.
+  passed to `on_error` as a message and left out. Classes with no usable track are left out
+  (`completed` fills them in). Every class's origin is `REFERENCE_TRACKS`.
   """
   classes, labels, spectra = list(tracks), [], []
   for label, paths in enumerate(tracks.values()):
@@ -134,10 +161,14 @@ def build_target_bank(tracks: Mapping[str, Iterable], load: Callable, source: st
         if on_error is None:
           raise
         on_error(str(e) if str(path) in str(e) else f"{path}: {e}")
-  return bank_from_spectra(classes, labels, np.reshape(spectra, (-1, len(FREQS))),
+  bank = bank_from_spectra(classes, labels, np.reshape(spectra, (-1, len(FREQS))),
                            {"source": source})
+  return dataclasses.replace(bank, provenance={
+      **bank.provenance, "origin": {name: REFERENCE_TRACKS for name in bank.classes}})
 
 
 def load_targets(path=None) -> TargetBank:
-  """The shipped target bank (built from the rendered reference tracks), or the bank at `path`."""
-  return TargetBank.load(SHIPPED if path is None else path)
+  """The shipped target bank, or the bank at `path` with the classes it lacks taken from the
+  shipped one (`TargetBank.completed`)."""
+  shipped = TargetBank.load(SHIPPED)
+  return shipped if path is None else TargetBank.load(path).completed(shipped)

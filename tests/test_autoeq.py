@@ -198,3 +198,12 @@ def test_analyze_and_classes_commands(tmp_path, tracks):
   assert matched.returncode == 0 and "matched to a reference" in matched.stdout
   classes = _jaxeq("classes", cwd=tmp_path)
   assert [line.split()[0] for line in classes.stdout.splitlines()] == list(CLASSES)
+
+
+def test_an_analysis_prints_as_its_summary_not_its_curves():
+  from jaxeq.autoeq import Analysis
+  curve = np.linspace(-3, 3, 256)
+  analysis = Analysis("snare", {"snare": 0.93, "toms": 0.07}, curve, curve, {"snare": 1.0},
+                      np.ones(256), curve, jaxeq.EQ([jaxeq.Band("peak", 900, -2.6, 1.4)]))
+  assert repr(analysis) == "Analysis(snare 93%; peak 900 Hz -2.6 dB Q 1.40)"
+  assert str(analysis) == repr(analysis)

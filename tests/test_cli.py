@@ -1,11 +1,14 @@
-"""The `jaxeq apply` command, run as a user runs it."""
+"""The `jaxeq` command (apply, process, targets build), run as a user runs it."""
 
+import json
+import shutil
 import subprocess
 import sys
 
 import numpy as np
 import soundfile as sf
 
+import jaxeq
 from jaxeq import EQ, Band, apply_eq
 
 
@@ -117,6 +120,123 @@ def test_targets_build_from_a_folder_per_class(tmp_path):
   assert "silent.wav" in result.stderr and "silent" in result.stderr
   from jaxeq.targets import TargetBank
   bank = TargetBank.load(tmp_path / "bank.npz")
-  assert bank.classes == ("hihat", "kick") and list(bank.counts) == [2, 2]
+  own = [name for name in bank.classes if bank.origin(name) == "reference tracks"]
+  assert own == ["kick", "hihat"] and len(bank.classes) == len(jaxeq.CLASSES)
+  assert [bank.counts[bank.classes.index(name)] for name in own] == [2, 2]
   assert bank.target("hihat")[-1] > bank.target("kick")[-1] + 10
   assert (tmp_path / "bank.png").stat().st_size > 10_000
+
+
+def test_skip_existing_resumes_a_batch_and_quiet_keeps_only_errors_and_the_total(tmp_path):
+  rng = np.random.default_rng(2)
+  (tmp_path / "in" / "kit").mkdir(parents=True)
+  for name in ("a.wav", "kit/b.wav", "kit/c.wav"):
+    sf.write(tmp_path / "in" / name, 0.1 * rng.standard_normal(8000), 44100)
+  (tmp_path / "in" / "broken.wav").write_bytes(b"not audio")
+  EQ([Band("peak", 1000, -3.0, 1.0)]).save(tmp_path / "eq.json")
+  first = _jaxeq("apply", "in", "--eq", "eq.json", "--out", "out", cwd=tmp_path)
+  assert first.returncode == 1
+  assert "in/kit/b.wav: out/kit/b.wav" in first.stdout.splitlines()
+  assert first.stdout.splitlines()[-1] == "apply: 3 of 4 tracks written to out, 1 failed"
+
+  # An interrupted batch: one output never written, another left from an earlier run.
+  (tmp_path / "out" / "kit" / "c.wav").unlink()
+  kept = (tmp_path / "out" / "a.wav").stat().st_mtime_ns
+  again = _jaxeq("apply", "in", "--eq", "eq.json", "--out", "out", "--skip-existing",
+                 "--quiet", cwd=tmp_path)
+  assert again.returncode == 1
+  assert again.stdout.splitlines() == [
+      "apply: 1 of 4 tracks written to out, 2 skipped (their outputs exist), 1 failed"]
+  assert "broken.wav" in again.stderr  # errors still print
+  assert (tmp_path / "out" / "kit" / "c.wav").exists()
+  assert (tmp_path / "out" / "a.wav").stat().st_mtime_ns == kept
+
+
+def test_a_silent_reference_is_named_before_the_models_load(tmp_path):
+  sf.write(tmp_path / "track.wav", 0.1 * np.random.default_rng(3).standard_normal(44100), 44100)
+  sf.write(tmp_path / "quiet.wav", np.zeros(44100), 44100)
+  result = _jaxeq("analyze", "track.wav", "--reference", "quiet.wav", cwd=tmp_path)
+  assert result.returncode == 2 and "Traceback" not in result.stderr
+  assert result.stderr.startswith("jaxeq: --reference: quiet.wav: audio is silent")
+
+
+def _real_drums(kit: str, *names: str) -> list:
+  from data_prep import fetch
+  return [fetch.source_dir("hydrogen-drumkits") / kit / name for name in names]
+
+
+def test_a_bank_of_some_classes_keeps_the_shipped_targets_for_the_others(tmp_path):
+  """Real snare and kick recordings (a training kit's) make a bank of two classes; a snare
+  of another kit and a real violin note are processed with it."""
+  from data_prep import fetch
+  from jaxeq.targets import SHIPPED_FALLBACK, TargetBank, load_targets
+  refs = tmp_path / "refs"
+  for folder, names in (("Snare", ["SN_06.aiff", "SN_07.aiff", "SN_08.aiff"]),
+                        ("kick", ["BD_06.aiff", "BD_07.aiff"])):
+    (refs / folder).mkdir(parents=True)
+    for path in _real_drums("BJA_Pacific", *names):
+      shutil.copy(path, refs / folder)
+  built = _jaxeq("targets", "build", "refs", "--out", "bank.npz", cwd=tmp_path)
+  assert built.returncode == 0, built.stderr
+  assert "the shipped targets for the 33 other classes" in built.stdout
+  bank, shipped = TargetBank.load(tmp_path / "bank.npz"), load_targets()
+  assert set(bank.classes) == set(shipped.classes)
+  assert [bank.counts[bank.classes.index(name)] for name in ("kick", "snare")] == [2, 3]
+  assert bank.origin("snare") == bank.origin("kick") == "reference tracks"
+  assert bank.origin("violin") == SHIPPED_FALLBACK
+  np.testing.assert_array_equal(bank.target("violin"), shipped.target("violin"))
+  assert np.max(np.abs(bank.target("snare") - shipped.target("snare"))) > 1.0
+  assert (tmp_path / "bank.png").read_bytes()[:4] == b"\x89PNG"
+
+  inputs = tmp_path / "in"
+  inputs.mkdir()
+  shutil.copy(*_real_drums("ColomboAcousticDrumkit", "snare-opaque-normal-mic-normal_shot3.flac"),
+              inputs / "snare.flac")
+  snare = _jaxeq("process", "in", "--targets", "bank.npz", "--instrument", "snare", "--out",
+                 "out", cwd=tmp_path)
+  assert snare.returncode == 0, snare.stderr
+  assert snare.stdout.startswith("in/snare.flac: snare (given)")
+  assert "shipped bank" not in snare.stdout  # the snare's target is the bank's own
+  analysis = json.loads((tmp_path / "out" / "snare.analysis.json").read_text())
+  np.testing.assert_allclose(analysis["target"], bank.target("snare"), atol=1e-3)
+
+  # The classifier, and a class the bank lacks; the snare is done (and skipped).
+  violin, rate = jaxeq.load_audio(fetch.source_dir("tonejs-violin") / "A4.mp3")
+  sf.write(inputs / "violin.wav", violin[:2 * rate], rate)
+  both = _jaxeq("process", "in", "--targets", "bank.npz", "--out", "out", "--skip-existing",
+                cwd=tmp_path)
+  assert both.returncode == 0, both.stderr
+  line, total = both.stdout.splitlines()
+  assert line.startswith("in/violin.wav: violin ")
+  fallback = line.split("; target of ")[1].split(" from the shipped bank (not in --targets)")[0]
+  assert "violin" in fallback.split(", ")
+  assert total == "process: 1 of 2 tracks written to out, 1 skipped (their outputs exist)"
+
+
+def test_targets_build_refuses_unknown_folders_and_a_missing_out_folder(tmp_path, monkeypatch,
+                                                                        capsys):
+  from jaxeq.cli import main
+  monkeypatch.chdir(tmp_path)
+
+  def build(out) -> str:
+    assert main(["targets", "build", "refs", "--out", out]) == 2
+    return capsys.readouterr().err
+
+  rng = np.random.default_rng(4)
+  for folder in ("snare", "not_a_class", "snar"):
+    (tmp_path / "refs" / folder).mkdir(parents=True)
+    sf.write(tmp_path / "refs" / folder / "a.wav", 0.1 * rng.standard_normal(44100), 44100)
+  line, = build("bank.npz").splitlines()
+  assert "refs/not_a_class: unknown class folder 'not_a_class'" in line
+  assert "refs/snar: unknown class folder 'snar': did you mean harp or snare?" in line
+  assert "the class folders: acoustic_piano, " in line and line.endswith(", cymbals)")
+  assert not (tmp_path / "bank.npz").exists()
+
+  shutil.rmtree(tmp_path / "refs" / "not_a_class")
+  shutil.rmtree(tmp_path / "refs" / "snar")
+  assert build("no/such/bank.npz") == (
+      "jaxeq: --out no/such/bank.npz: the folder no/such does not exist\n")
+  (tmp_path / "file").write_text("in the way")
+  assert build("file/bank.npz") == "jaxeq: --out file/bank.npz: file is not a folder\n"
+  (tmp_path / "folder.npz").mkdir()
+  assert build("folder.npz").startswith("jaxeq: --out folder.npz: cannot write it")

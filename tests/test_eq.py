@@ -103,3 +103,10 @@ def test_str_is_a_readable_table():
   table = str(MIXED).splitlines()
   assert table[0].split() == ["#", "kind", "freq", "(Hz)", "gain", "(dB)", "Q"]
   assert table[2].split() == ["2", "low_shelf", "120.0", "+4.5", "0.71"]
+
+
+def test_repr_is_one_short_line_of_the_bands():
+  assert repr(EQ([Band("low_shelf", 120, -3.0), Band("peak", 450, 0.0, 1.4)])) == (
+      "EQ(2 bands: low_shelf 120 Hz -3.0 dB Q 0.71)")
+  assert repr(EQ([Band("peak", 450, 0.0)])) == "EQ(1 band: all at 0 dB)"
+  assert "\n" not in repr(MIXED) and len(repr(MIXED)) < 200

@@ -7,7 +7,8 @@ import soundfile as sf
 import jaxeq
 from jaxeq import EQ, Band
 from jaxeq.plots import plot_targets
-from jaxeq.targets import TargetBank, bank_from_spectra, build_target_bank
+from jaxeq.targets import (REFERENCE_TRACKS, SHIPPED_FALLBACK, TargetBank, bank_from_spectra,
+                           build_target_bank, load_targets)
 
 
 def _coloured_noise(path, eq, seed, rate=44100, seconds=2.0):
@@ -99,3 +100,22 @@ def test_dataset_bank_takes_real_recordings_where_a_class_has_them(tmp_path, smo
   assert (tmp_path / "run" / "targets.png").read_bytes()[:4] == b"\x89PNG"
   targets.export(config, tmp_path / "run", tmp_path / "export", "test")
   assert TargetBank.load(tmp_path / "export" / "targets.npz").classes == bank.classes
+
+
+def test_a_partial_bank_is_completed_from_the_shipped_one_and_says_which(tmp_path):
+  dark = EQ([Band("high_shelf", 2000, -9.0)])
+  partial = build_target_bank({"cello": [_coloured_noise(tmp_path / "c.wav", dark, 0)]},
+                              jaxeq.load_audio, source="mine")
+  assert partial.classes == ("cello",) and partial.origin("cello") == REFERENCE_TRACKS
+  partial.save(tmp_path / "partial.npz")
+  shipped = load_targets()
+  bank = load_targets(tmp_path / "partial.npz")  # what --targets and from_pretrained load
+  assert bank.classes == shipped.classes and bank.provenance["source"] == "mine"
+  np.testing.assert_array_equal(bank.target("cello"), partial.target("cello"))
+  for name in bank.classes:
+    if name != "cello":
+      assert bank.origin(name) == SHIPPED_FALLBACK
+      np.testing.assert_array_equal(bank.target(name), shipped.target(name))
+  assert shipped.completed(shipped) is shipped
+  plot_targets(bank, tmp_path / "bank.png")
+  assert (tmp_path / "bank.png").read_bytes()[:4] == b"\x89PNG"
