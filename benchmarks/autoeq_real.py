@@ -19,7 +19,9 @@ the target's and the matcher's.
 **Gains.** Over the EQs of the originals and the coloured copies, as `jaxeq process` makes
 them: median |gain|, the share of bands at the layout's ±12 dB limit, and the recordings
 given a boost of more than 3 dB where they have no energy (more than 45 dB under their
-loudest third-octave). Writes `results.json`, `results.md` and `gains.png` into `--out`.
+loudest third-octave). And how often an original has a noise floor (quiet frames,
+`jaxeq.spectrum.spectrum_and_noise_floor`) and how much of its audible band lies under it.
+Writes `results.json`, `results.md` and `gains.png` into `--out`.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from jaxeq.autoeq import QUIET_BOOST_DB, AutoEQ, reference_target
 from jaxeq.atomic import write_text_atomically
 from jaxeq.classes import CLASSES
 from jaxeq.eq import EQ, Band
-from jaxeq.spectrum import audible_weight, without_energy, zero_centre
+from jaxeq.spectrum import FLOOR_DB, audible_weight, in_noise, without_energy, zero_centre
 
 flags.DEFINE_string("data", "data/medium4", "a featurized dataset with a real test split")
 flags.DEFINE_integer("clips", 960, "real test clips, evenly spaced over the split")
@@ -97,7 +99,7 @@ def main(argv) -> None:
   fitted = AutoEQ(auto.classifier, jaxeq.OptimiserMatcher(auto.matcher.layout), auto.targets)
   limit = max(abs(b.gain_db[1]) for b in auto.matcher.layout.bands)
   distances = {c: [] for c in CONDITIONS + ("true instrument, optimiser",)}
-  before, correct, gains, boosts = [], [], [], []
+  before, correct, gains, boosts, floors, in_floor = [], [], [], [], [], []
   for n, i in enumerate(tqdm.tqdm(chosen, desc="recordings", unit="clip")):
     original, rate = jaxeq.load_audio(Path(FLAGS.data) / split.rows[i]["path"])
     coloured = jaxeq.apply_eq(original, rate, random_colouration(np.random.default_rng([FLAGS.seed, n])))
@@ -115,13 +117,17 @@ def main(argv) -> None:
                     "classifier, argmax target": auto.targets.blend(probabilities, top=1)[0],
                     "true instrument": auto.targets.target(truth)}
     for condition in CONDITIONS[:3]:
-      eqs = {k: auto.analyze(audio[k], rate, target=targets[k][condition]).eq for k in "oc"}
+      analyses = {k: auto.analyze(audio[k], rate, target=targets[k][condition]) for k in "oc"}
+      eqs = {k: a.eq for k, a in analyses.items()}
       distances[condition].append(audible_distance(after_eq(spectra["o"], eqs["o"]),
                                                    after_eq(spectra["c"], eqs["c"]), weight))
       if condition == CONDITIONS[0]:
         for k in "oc":
           gains += [abs(b.gain_db) for b in eqs[k].bands]
           boosts.append(quiet_boost(spectra[k], eqs[k]))
+        floor = analyses["o"].noise_floor
+        floors.append(bool(np.any(floor > FLOOR_DB)))
+        in_floor.append(float(np.sum(weight * in_noise(spectra["o"], floor)) / np.sum(weight)))
     matched = auto.analyze(coloured, rate, target=reference_target(original, rate)).eq
     distances["reference matching"].append(
         audible_distance(spectra["o"], after_eq(spectra["c"], matched), weight))
@@ -145,6 +151,8 @@ def main(argv) -> None:
       "bands_at_limit": float(np.mean(gains >= limit - 0.1)),
       "noise_boosts": float(np.mean(boosts > QUIET_BOOST_DB)),
       "largest_quiet_boost_db": float(np.max(boosts)),
+      "noise_floor_found": float(np.mean(floors)),
+      "audible_band_under_noise_floor": float(np.mean(in_floor)),
   }
   out = Path(FLAGS.out)
   out.mkdir(parents=True, exist_ok=True)
@@ -168,7 +176,10 @@ def results_markdown(results: dict) -> str:
             f"| median \\|gain\\| | {results['median_abs_gain_db']:.2f} dB |",
             f"| bands at the ±12 dB limit | {results['bands_at_limit']:.1%} |",
             f"| recordings boosted > 3 dB where they have no energy | "
-            f"{results['noise_boosts']:.1%} (largest {results['largest_quiet_boost_db']:.1f} dB) |"]
+            f"{results['noise_boosts']:.1%} (largest {results['largest_quiet_boost_db']:.1f} dB) |",
+            f"| originals with a noise floor (quiet frames) | {results['noise_floor_found']:.1%} |",
+            f"| their audible band taken for noise (mean share) | "
+            f"{results['audible_band_under_noise_floor']:.1%} |"]
   return "\n".join(lines) + "\n"
 
 
