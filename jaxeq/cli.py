@@ -291,11 +291,11 @@ def apply_command(args) -> int:
 
 
 def _class_folders(root: Path) -> dict[str, Path]:
-  """`root`'s sub-folders by the class each names (any case: `Snare/` is snare); a
-  `ValueError` naming every folder that names no class, and the names that do."""
+  """`root`'s sub-folders by the class each names (any case: `Snare/` is snare; hidden ones
+  left out); a `ValueError` naming every folder that names no class, and the names that do."""
   from jaxeq.classes import CLASSES, resolve_name
   folders, unknown = {}, []
-  for folder in sorted(d for d in root.iterdir() if d.is_dir()):
+  for folder in sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")):
     try:
       folders[resolve_name(folder.name, CLASSES, "class folder")] = folder
     except ValueError as e:
