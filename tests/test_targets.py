@@ -117,5 +117,3 @@ def test_a_partial_bank_is_completed_from_the_shipped_one_and_says_which(tmp_pat
       assert bank.origin(name) == SHIPPED_FALLBACK
       np.testing.assert_array_equal(bank.target(name), shipped.target(name))
   assert shipped.completed(shipped) is shipped
-  plot_targets(bank, tmp_path / "bank.png")
-  assert (tmp_path / "bank.png").read_bytes()[:4] == b"\x89PNG"
