@@ -84,6 +84,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
   config = config.copy_and_resolve_references()
   with config.unlocked():
     config.num_steps = config.num_epochs * stream.steps_per_epoch
+    config.update(trainer.topology())
   model = models.make_model(config.model, layout.num_controls, **config.model_kwargs)
   weights = dict(response_weight=config.response_weight, param_weight=config.param_weight,
                  gain_weight=config.gain_weight)

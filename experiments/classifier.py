@@ -30,7 +30,7 @@ import numpy as np
 import optax
 
 from data_prep import dataset
-from experiments import targets
+from experiments import launch, targets
 from jaxeq import augment, plots, trainer
 from jaxeq.atomic import write_text_atomically
 from jaxeq.classes import CLASSES, class_info
@@ -145,12 +145,13 @@ def split_metrics(logits: np.ndarray, labels: np.ndarray, rows: list[dict],
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
   """Trains (resuming from `workdir`), evaluates the best checkpoint, builds the target bank."""
   workdir = Path(workdir)
-  data_dir = dataset.ensure(config.data_dir, config.data_size, config.data_seed)
+  data_dir = launch.ensure_dataset(config)
   splits = {name: dataset.load_split(data_dir, name) for name in dataset.SPLITS}
   stream = WindowStream(splits["train"], config.batch_size, config.seed)
   config = config.copy_and_resolve_references()
   with config.unlocked():
     config.num_steps = config.num_epochs * stream.steps_per_epoch
+    config.update(trainer.topology())
   model = InstrumentCNN(len(CLASSES), **config.model_kwargs)
   params = init_params(model, jax.random.key(config.seed))
   schedule = optax.warmup_cosine_decay_schedule(0.0, config.learning_rate, config.warmup_steps,
@@ -294,5 +295,4 @@ A CNN over 6 s log-frequency spectrograms (256 frames x 256 frequencies), 35 cla
 
 
 if __name__ == "__main__":
-  from experiments import launch
   launch.run(__file__, train_and_evaluate, export)

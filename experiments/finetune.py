@@ -32,6 +32,7 @@ import numpy as np
 import optax
 
 from data_prep import dataset
+from experiments import launch
 from jaxeq import fitting, losses, plots, trainer
 from jaxeq.atomic import write_text_atomically
 from jaxeq.classes import CLASSES
@@ -219,7 +220,10 @@ def finetune(config, workdir: Path, name: str, base: Matcher, train: Curves, val
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
   """Fine-tunes MLP and CNN and writes the paper's comparison (see the module docstring)."""
   workdir = Path(workdir)
-  data_dir = dataset.ensure(config.data_dir, config.data_size, config.data_seed)
+  config = config.copy_and_resolve_references()
+  with config.unlocked():
+    config.update(trainer.topology())
+  data_dir = launch.ensure_dataset(config)
   classifier = load_classifier(config.classifier or None)
   bank = load_targets(config.targets or None)
   data = {name: dataset.load_split(data_dir, name) for name in dataset.SPLITS}
@@ -322,5 +326,4 @@ should undo that colouration), {gain:g} x the mean |gain| (dB).
 
 
 if __name__ == "__main__":
-  from experiments import launch
   launch.run(__file__, train_and_evaluate, export, default_workdir="workdirs/finetune")

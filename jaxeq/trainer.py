@@ -46,6 +46,10 @@ class TrainingDiverged(RuntimeError):
   """The loss or the gradient stopped being finite; the last good checkpoint is kept."""
 
 
+class ConfigError(ValueError):
+  """A config value the run cannot work with; the message (one line) names it and the fix."""
+
+
 def default_config() -> ml_collections.ConfigDict:
   """The trainer's keys, with defaults; experiments build their config on top of these."""
   return ml_collections.ConfigDict({
@@ -70,10 +74,13 @@ def train(config: ml_collections.ConfigDict, workdir, *, init_params: PyTree,
           eval_fn: Callable[[PyTree], Mapping[str, float]] | None = None) -> dict:
   """Trains from the latest checkpoint in `workdir` (or from scratch) to `config.num_steps`.
 
-  Returns the final train state (on the host's devices, unreplicated). Raises
-  `TrainingDiverged` when the loss or gradient is NaN/inf, without saving that state.
+  With several processes (`jax.distributed`), every process calls this with its own
+  `batch_fn` share; `eval_fn` gets the parameters on this process's first device, so every
+  process computes the same figures. Returns the final train state, likewise on this
+  process's first device. Raises `TrainingDiverged` when the loss or gradient is NaN/inf,
+  without saving that state.
   """
-  _check_config(config)
+  check_config(config)
   workdir = Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   parallel = DataParallel(make_train_step(loss_fn, optimizer), config.parallel)
@@ -82,7 +89,7 @@ def train(config: ml_collections.ConfigDict, workdir, *, init_params: PyTree,
     start = manager.latest_step() or 0
     if start:
       state = restore_state(manager, start, state, parallel.replicated)
-    writer = MetricWriter(workdir)
+    writer = MetricWriter(workdir, topology())
     if start:
       writer.note(f"resumed from the checkpoint of step {start} in {manager.directory}")
     device_state = parallel.put_state(state)
@@ -116,7 +123,8 @@ def train(config: ml_collections.ConfigDict, workdir, *, init_params: PyTree,
           sums, count, tick, paused = {}, 0, now, 0.0
         pause_start, val = time.perf_counter(), None
         if eval_fn is not None and (done % config.eval_every == 0 or last):
-          val = {k: float(v) for k, v in eval_fn(parallel.get_state(device_state)["params"]).items()}
+          params = local_copy(parallel.get_state(device_state)["params"])
+          val = {k: float(v) for k, v in eval_fn(params).items()}
           writer.write(done, "val", val)
         if done % config.checkpoint_every == 0 or last:
           save_state(manager, done, parallel.get_state(device_state), val, config.best_metric)
@@ -124,15 +132,33 @@ def train(config: ml_collections.ConfigDict, workdir, *, init_params: PyTree,
     finally:
       bar.close()
       writer.close()
-  return parallel.get_state(device_state)
+  return local_copy(parallel.get_state(device_state))
 
 
-def _check_config(config) -> None:
+def check_config(config) -> None:
+  """Raises `ConfigError` for a trainer key the run cannot work with, in every process alike
+  (the batch size against the job's devices among them): launchers call it before any work."""
   if config.parallel not in PARALLEL_MODES:
-    raise ValueError(f"config.parallel={config.parallel!r} must be one of {', '.join(PARALLEL_MODES)}")
+    raise ConfigError(f"config.parallel={config.parallel!r} must be one of {', '.join(PARALLEL_MODES)}")
   for key in ("num_steps", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints"):
     if not (isinstance(config[key], int) and config[key] > 0):
-      raise ValueError(f"config.{key}={config[key]!r} must be a positive integer")
+      raise ConfigError(f"config.{key}={config[key]!r} must be a positive integer")
+  # Every process feeds an equal share of each global batch, split again over its devices.
+  batch_size, devices = config.get("batch_size"), jax.device_count()
+  if batch_size is not None and batch_size % devices:
+    raise ConfigError(
+        f"config.batch_size={batch_size} does not split over the job's {devices} devices "
+        f"({jax.process_count()} processes x {jax.local_device_count()}): use a multiple of {devices}")
+
+
+def topology() -> dict:
+  """How many processes and devices the run has: what `metrics.jsonl` and config.json record."""
+  return {"process_count": jax.process_count(), "device_count": jax.device_count()}
+
+
+def local_copy(tree: PyTree) -> PyTree:
+  """A replicated (global) pytree as arrays on this process's first device."""
+  return jax.tree.map(lambda x: x.addressable_data(0), tree)
 
 
 # --- data parallelism ----------------------------------------------------------------
@@ -141,8 +167,9 @@ def _check_config(config) -> None:
 class DataParallel:
   """Runs a train step over every device: `mesh` (jit + NamedSharding) or `pmap`.
 
-  `put_state`/`get_state` move the plain state onto the devices and back (replicated over
-  the mesh: what checkpoints hold); `put_batch` shards a process-local batch over `('data',)`.
+  The mesh spans every process's devices. `put_state`/`get_state` move the plain state onto
+  the devices and back (replicated over the mesh: what checkpoints hold); `put_batch` shards
+  this process's share of a global batch over `('data',)`.
   """
 
   def __init__(self, train_step: Callable, mode: str = "mesh"):
@@ -161,14 +188,21 @@ class DataParallel:
   def put_state(self, state: PyTree) -> PyTree:
     if self.mode == "mesh":
       # Through host memory, so the step's donation never deletes the caller's arrays.
-      return jax.tree.map(lambda x: jax.device_put(np.asarray(x), self.replicated), state)
+      return jax.tree.map(self._replicate, state)
     n = jax.local_device_count()
-    return jax.tree.map(lambda x: np.broadcast_to(np.asarray(x), (n, *np.shape(x))), state)
+    return jax.tree.map(lambda x: np.broadcast_to(_host(x), (n, *np.shape(x))), state)
 
   def get_state(self, device_state: PyTree) -> PyTree:
     if self.mode == "mesh":
       return device_state
-    return jax.device_put(jax.tree.map(lambda x: x[0], device_state), self.replicated)
+    # This process's first device holds one copy (a leading axis of 1) of the state.
+    return jax.tree.map(lambda x: self._replicate(x.addressable_data(0)[0]), device_state)
+
+  def _replicate(self, x) -> jax.Array:
+    """`x` (the same in every process) replicated over the mesh; with several processes
+    each one places its own copy, as a device_put could not."""
+    host = _host(x)
+    return jax.make_array_from_callback(host.shape, self.replicated, lambda index: host[index])
 
   def put_batch(self, local_batch: PyTree) -> PyTree:
     devices = jax.local_device_count()
@@ -227,8 +261,9 @@ def restore_state(manager: ocp.CheckpointManager, step: int, like: PyTree,
 def restore_params(workdir, like: PyTree, which: str | int = "best") -> tuple[PyTree, int]:
   """Parameters (shaped like `like`) from a run's checkpoints: `best`, `latest` or a step."""
   directory = Path(workdir).absolute() / "checkpoints"
+  options = ocp.CheckpointManagerOptions(create=False, multiprocessing_options=_this_process_only())
   with ocp.CheckpointManager(directory, item_names=("params", "train", "meta"),
-                             options=ocp.CheckpointManagerOptions(create=False)) as manager:
+                             options=options) as manager:
     steps = manager.all_steps()
     if not steps:
       raise FileNotFoundError(f"no checkpoints in {directory}")
@@ -255,6 +290,11 @@ def _best_step(manager: ocp.CheckpointManager, steps) -> int:
   return min(ranked)[1] if ranked else manager.latest_step()
 
 
+def _host(x) -> np.ndarray:
+  """`x` in host memory: a replicated global array through this process's own copy."""
+  return np.asarray(x.addressable_data(0) if isinstance(x, jax.Array) else x)
+
+
 def _abstract(x) -> jax.ShapeDtypeStruct:
   """`x`'s shape and dtype, placed on this host's first device (for restoring on one host)."""
   return jax.ShapeDtypeStruct(np.shape(x), x.dtype,
@@ -262,15 +302,24 @@ def _abstract(x) -> jax.ShapeDtypeStruct:
 
 
 def save_params(directory, params: PyTree) -> None:
-  """Parameters only (no optimiser state), as an orbax checkpoint: what ships in a package."""
-  with ocp.StandardCheckpointer() as checkpointer:
-    checkpointer.save(Path(directory).absolute(), params)
+  """Parameters only (no optimiser state), as an orbax checkpoint: what ships in a package.
+  Written by the calling process alone (with several processes: by one of them)."""
+  with ocp.StandardCheckpointer(multiprocessing_options=_this_process_only()) as checkpointer:
+    # From host memory: orbax refuses one process's device arrays in a multi-process job.
+    checkpointer.save(Path(directory).absolute(), jax.tree.map(_host, params))
 
 
 def load_params(directory, like: PyTree) -> PyTree:
   """Parameters saved by `save_params`, shaped like `like` (arrays or ShapeDtypeStructs)."""
-  with ocp.StandardCheckpointer() as checkpointer:
+  with ocp.StandardCheckpointer(multiprocessing_options=_this_process_only()) as checkpointer:
     return checkpointer.restore(Path(directory).absolute(), jax.tree.map(_abstract, like))
+
+
+def _this_process_only() -> ocp.options.MultiprocessingOptions:
+  """Orbax options for reading or writing in one process without waiting for the others
+  (restoring to this host's device; the train checkpoints are saved by all together)."""
+  index = jax.process_index()
+  return ocp.options.MultiprocessingOptions(primary_host=index, active_processes={index})
 
 
 class EpochShuffle:
@@ -310,10 +359,14 @@ def train_seconds(workdir) -> float:
 
 
 class MetricWriter:
-  """Metrics to stdout, `metrics.jsonl` and TensorBoard event files; process 0 only."""
+  """Metrics to stdout, `metrics.jsonl` and TensorBoard event files; process 0 only.
 
-  def __init__(self, workdir: Path):
+  `context` (such as `topology()`) goes into every `metrics.jsonl` record as it is.
+  """
+
+  def __init__(self, workdir: Path, context: Mapping[str, Any] | None = None):
     self._active = jax.process_index() == 0
+    self._context = dict(context or {})
     if self._active:
       from tensorboardX import SummaryWriter  # heavy import, only where metrics are written
       self._jsonl = open(workdir / "metrics.jsonl", "a", encoding="utf-8")
@@ -328,7 +381,8 @@ class MetricWriter:
     if not self._active:
       return
     tqdm.write(f"step {step} {split}: " + ", ".join(f"{k}={v:.5g}" for k, v in sorted(metrics.items())))
-    record = {"step": step, "split": split, "wall_s": round(time.time() - self._start, 3), **metrics}
+    record = {"step": step, "split": split, "wall_s": round(time.time() - self._start, 3),
+              **self._context, **metrics}
     self._jsonl.write(json.dumps(record) + "\n")
     self._jsonl.flush()
     for k, v in metrics.items():

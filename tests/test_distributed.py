@@ -1,0 +1,184 @@
+"""Multi-process training on JAX's distributed runtime: two real processes on this machine.
+
+A simulated two-task SLURM step (the environment `srun -n 2` gives its tasks) and the explicit
+`--coordinator_address/--num_processes/--process_id` flags run the base-train experiment as
+one job; its parameters match a one-process run with the same global batch, and a job
+killed midway resumes from its checkpoint to the same end.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from jaxeq import models, trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+# The smoke run, smaller still: two 8-step epochs of batch 64 (32 per process), a small CNN.
+TINY_CONFIG = """
+from experiments import base_train
+
+def get_config():
+  config = base_train.get_config("smoke")
+  config.model_kwargs = {"features": (8, 8), "width": 32, "depth": 2}
+  config.update(train_size=512, val_size=64, test_size=64, eval_every=4, checkpoint_every=4,
+                log_every=4, progress=False)
+  return config
+"""
+NUM_STEPS = 2 * (512 // 64)
+MODEL_KWARGS = {"features": (8, 8), "width": 32, "depth": 2}
+
+
+def free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("localhost", 0))
+    return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+  """The tiny config file, and a compilation cache the runs share: the processes that come
+  after the first one load its programs instead of compiling them again."""
+  folder = tmp_path_factory.mktemp("distributed")
+  (folder / "tiny.py").write_text(TINY_CONFIG)
+  return folder / "tiny.py", folder / "compilation_cache"
+
+
+def environment(cache, **extra) -> dict:
+  # One CPU device per process, and no cluster from the machine running the tests.
+  env = {k: v for k, v in os.environ.items()
+         if k != "XLA_FLAGS" and not k.startswith(("SLURM_", "OMPI_", "JAX_"))}
+  return {**env, "JAX_COMPILATION_CACHE_DIR": str(cache),
+          "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+          "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0", **extra}
+
+
+def command(config_file, workdir, *flags):
+  return [sys.executable, "-m", "experiments.base_train", f"--workdir={workdir}",
+          f"--config={config_file}", *flags]
+
+
+def slurm_task(setup, workdir, port, task):
+  """Task `task` of a two-task SLURM step on this host."""
+  config_file, cache = setup
+  env = environment(cache, SLURM_JOB_ID="4242", SLURM_STEP_NODELIST="localhost", SLURM_NTASKS="2",
+                    SLURM_PROCID=str(task), SLURM_LOCALID=str(task),
+                    JAX_COORDINATOR_PORT=str(port))
+  return subprocess.Popen(command(config_file, workdir), cwd=ROOT, env=env, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def process(setup, workdir, *flags):
+  config_file, cache = setup
+  return subprocess.Popen(command(config_file, workdir, *flags), cwd=ROOT, env=environment(cache),
+                          text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def flagged_process(setup, workdir, port, index, *flags):
+  return process(setup, workdir, f"--coordinator_address=localhost:{port}", "--num_processes=2",
+                 f"--process_id={index}", *flags)
+
+
+def finish(processes, timeout=240) -> list[str]:
+  outputs = []
+  for p in processes:
+    out, _ = p.communicate(timeout=timeout)
+    outputs.append(out)
+  for p, out in zip(processes, outputs):
+    assert p.returncode == 0, out[-3000:]
+  return outputs
+
+
+def saved_steps(workdir) -> list[int]:
+  checkpoints = Path(workdir) / "checkpoints"
+  return sorted(int(p.name) for p in checkpoints.iterdir() if p.name.isdigit()) \
+      if checkpoints.is_dir() else []
+
+
+def test_a_killed_two_process_job_resumes_to_the_parameters_of_one_process(setup, tmp_path):
+  port = free_port()
+  job = tmp_path / "job"
+  tasks = [slurm_task(setup, job, port, task) for task in (0, 1)]
+  deadline = time.time() + 240
+  while not saved_steps(job):
+    assert all(t.poll() is None for t in tasks) and time.time() < deadline, \
+        "\n".join(t.communicate()[0][-2000:] for t in tasks)
+    time.sleep(0.01)
+  for t in tasks:
+    t.send_signal(signal.SIGKILL)
+    t.communicate()
+  assert not (job / "test_metrics.json").exists(), "the job finished before the kill"
+  killed_at = saved_steps(job)[-1]
+  assert killed_at < NUM_STEPS
+
+  # The same job, relaunched with the explicit flags: it picks up the checkpoint.
+  port = free_port()
+  outputs = finish([flagged_process(setup, job, port, i) for i in (0, 1)])
+  assert f"resumed from the checkpoint of step {killed_at}" in outputs[0]
+  # Both processes evaluated the same parameters; only process 0 logged.
+  mae_lines = [[line for line in out.splitlines() if line.startswith("test (")] for out in outputs]
+  assert len(mae_lines[0]) == 1 and mae_lines[0] == mae_lines[1]
+  logged = [[line for line in out.splitlines() if line.startswith("step ")] for out in outputs]
+  assert f"step {NUM_STEPS} val" in "\n".join(logged[0]) and not logged[1]
+
+  records = [json.loads(line) for line in (job / "metrics.jsonl").read_text().splitlines()]
+  assert all(r["process_count"] == 2 and r["device_count"] == 2 for r in records)
+  train_steps = [r["step"] for r in records if r["split"] == "train"]
+  resumed = train_steps[train_steps.index(killed_at + 4):]  # each once: process 1 writes none
+  assert resumed == list(range(killed_at + 4, NUM_STEPS + 1, 4))
+  config = json.loads((job / "config.json").read_text())
+  assert config["process_count"] == 2 and config["device_count"] == 2
+
+  # One process, the same global batch of 64.
+  reference = tmp_path / "one_process"
+  finish([process(setup, reference)])
+  metrics = json.loads((reference / "test_metrics.json").read_text())
+  assert json.loads((job / "test_metrics.json").read_text())["mae_db"] == pytest.approx(
+      metrics["mae_db"], rel=1e-5)
+  like = models.init_params(models.make_model("cnn", 10, **MODEL_KWARGS), jax.random.PRNGKey(0))
+  two, step = trainer.restore_params(job, like, "latest")
+  one, one_step = trainer.restore_params(reference, like, "latest")
+  assert step == one_step == NUM_STEPS
+  for a, b, start in zip(jax.tree.leaves(two), jax.tree.leaves(one), jax.tree.leaves(like)):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(np.asarray(a), np.asarray(start))  # training moved them
+
+
+def test_a_batch_that_does_not_split_over_the_processes_stops_both_with_one_line(setup, tmp_path):
+  port = free_port()
+  processes = [flagged_process(setup, tmp_path / "job", port, i, "--config.batch_size=63")
+               for i in (0, 1)]
+  for p in processes:
+    out, _ = p.communicate(timeout=120)
+    assert p.returncode != 0
+    errors = [line for line in out.splitlines() if "batch_size" in line]
+    assert errors == ["base_train: config.batch_size=63 does not split over the job's 2 devices "
+                      "(2 processes x 1): use a multiple of 2"], out[-2000:]
+  assert not saved_steps(tmp_path / "job")
+
+
+def test_an_unreachable_coordinator_is_one_line_within_the_timeout(setup, tmp_path):
+  # Process 1 finds no coordinator (nothing listens at its port); a lone process 0, on
+  # another port, waits as long for the others.
+  ports = [free_port()]
+  while len(ports) < 2:
+    ports += [p for p in [free_port()] if p != ports[0]]
+  lone = [flagged_process(setup, tmp_path / f"job{i}", port, i, "--distributed_timeout=2")
+          for i, port in zip((1, 0), ports)]
+  start = time.time()
+  outputs = [p.communicate(timeout=120)[0] for p in lone]
+  assert time.time() - start < 60 and all(p.returncode != 0 for p in lone)
+  assert outputs[0].strip().splitlines()[-1].startswith(
+      f"base_train: cannot reach the coordinator at localhost:{ports[0]} within 2 s")
+  assert outputs[1].strip().splitlines()[-1] == (
+      f"base_train: not every one of the 2 processes joined the coordinator at "
+      f"localhost:{ports[1]} within 2 s: start all of them (srun -n, mpirun -n, or one per "
+      "--process_id), or raise --distributed_timeout")
