@@ -29,7 +29,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from data_prep import dataset
+from data_prep import dataset, render
 from experiments import launch, targets
 from jaxeq import augment, plots, trainer
 from jaxeq.atomic import write_text_atomically
@@ -52,6 +52,12 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   config.warmup_steps = 100
   config.label_smoothing = 0.1
   config.augment = augment.default_config()
+  # Training ablations of the recording chain (data_prep.recording_chain): leave out every
+  # training clip that went through this stage ('' keeps all), and train on `train_clips` of
+  # those left, drawn with `data_seed` (0: all), so runs with and without a stage compare at
+  # one data size.
+  config.train_without_stage = ""
+  config.train_clips = 0
   config.best_metric = "loss"
   config.eval_every = config.checkpoint_every = 200
   config.log_every = 20
@@ -68,16 +74,38 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   return config
 
 
-class WindowStream:
-  """`stream(step)`: batch `step` of training windows, a fresh shuffle every epoch."""
+def training_clips(rows: list[dict], without_stage: str = "", clips: int = 0,
+                   seed: int = 0) -> np.ndarray:
+  """The training clips (indices into `rows`, sorted) an ablation keeps: those whose recording
+  chain did not include `without_stage`, `clips` of them drawn at random (0: all)."""
+  if without_stage and without_stage not in render.CHAIN_STAGES:
+    raise ValueError(f"train_without_stage={without_stage!r}: expected '' or one of "
+                     f"{', '.join(render.CHAIN_STAGES)}")
+  keep = np.array([not without_stage or without_stage not in json.loads(r.get("chain") or "{}")
+                   for r in rows], bool)
+  ids = np.flatnonzero(keep)
+  if clips:
+    if clips > len(ids):
+      raise ValueError(f"train_clips={clips}: only {len(ids)} training clips"
+                       + (f" went without {without_stage}" if without_stage else ""))
+    ids = np.sort(np.random.default_rng(seed).choice(ids, clips, replace=False))
+  return ids
 
-  def __init__(self, split: dataset.Split, batch_size: int, seed: int):
+
+class WindowStream:
+  """`stream(step)`: batch `step` of training windows (of `clips`, default all), a fresh
+  shuffle every epoch."""
+
+  def __init__(self, split: dataset.Split, batch_size: int, seed: int,
+               clips: np.ndarray | None = None):
     self.split = split
-    self.shuffle = trainer.EpochShuffle(len(split.window_clip), batch_size, seed)
+    self.window_ids = (np.arange(len(split.window_clip)) if clips is None
+                       else np.flatnonzero(np.isin(split.window_clip, clips)))
+    self.shuffle = trainer.EpochShuffle(len(self.window_ids), batch_size, seed)
     self.steps_per_epoch = self.shuffle.steps_per_epoch
 
   def __call__(self, step: int) -> dict:
-    ids = np.sort(self.shuffle(step))  # sorted: faster reads from the memory map
+    ids = np.sort(self.window_ids[self.shuffle(step)])  # sorted: faster memory-map reads
     return {"windows": np.asarray(self.split.windows[ids], np.float32),
             "label": self.split.labels[self.split.window_clip[ids]]}
 
@@ -147,7 +175,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
   workdir = Path(workdir)
   data_dir = launch.ensure_dataset(config)
   splits = {name: dataset.load_split(data_dir, name) for name in dataset.SPLITS}
-  stream = WindowStream(splits["train"], config.batch_size, config.seed)
+  clips = training_clips(splits["train"].rows, config.train_without_stage, config.train_clips,
+                         config.data_seed)
+  stream = WindowStream(splits["train"], config.batch_size, config.seed, clips)
   config = config.copy_and_resolve_references()
   with config.unlocked():
     config.num_steps = config.num_epochs * stream.steps_per_epoch
@@ -176,7 +206,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
             for name in ("validation", "test")}
   temperature = calibration_temperature(logits["validation"], splits["validation"])
   results = {"step": step, "num_steps": config.num_steps, "data_dir": str(data_dir),
-             "train_clips": int(len(splits["train"].labels)), "temperature": temperature}
+             "train_clips": int(len(clips)), "temperature": temperature}
   for name in ("validation", "test"):
     results[name] = split_metrics(logits[name], splits[name].labels, splits[name].rows,
                                   temperature)

