@@ -12,6 +12,7 @@ import functools
 
 import jax.numpy as jnp
 import numpy as np
+import scipy.fft
 import soxr
 
 from jaxeq.audio_io import AudioError, check_audio
@@ -109,6 +110,12 @@ def _frame_power_db(frames: np.ndarray, window: np.ndarray) -> np.ndarray:
   return 10 * np.log10(np.maximum(energy, 1e-30))
 
 
+def _power(frames: np.ndarray, window: np.ndarray) -> np.ndarray:
+  """`(frames, N_FFT // 2 + 1)` power spectra of windowed `frames`, in their precision (scipy's
+  FFT keeps float32 as float32, about three times faster than NumPy's)."""
+  return np.abs(scipy.fft.rfft(frames * window, axis=-1)) ** 2
+
+
 def _to_grid_db(power: np.ndarray) -> np.ndarray:
   """FFT power `(..., bins)` → dB on `FREQS`, floored at `FLOOR_DB` (in `power`'s precision)."""
   banded = power @ band_matrix().astype(power.dtype, copy=False)
@@ -154,8 +161,7 @@ def spectrum_and_noise_floor(audio, sample_rate: int,
   def mean_power(indices: np.ndarray) -> np.ndarray:
     power = np.zeros(N_FFT // 2 + 1)
     for start in range(0, len(indices), block_frames):  # bounded memory for long tracks
-      block = frames[indices[start:start + block_frames]] * window
-      power += np.sum(np.abs(np.fft.rfft(block, axis=-1)) ** 2, axis=0)
+      power += np.sum(_power(frames[indices[start:start + block_frames]], window), axis=0)
     return power / (len(indices) * scale)
 
   power = mean_power(kept)
@@ -165,7 +171,7 @@ def spectrum_and_noise_floor(audio, sample_rate: int,
   sounding = np.flatnonzero(level_db >= SILENCE_DBFS)
   sample = sounding[np.linspace(0, len(sounding) - 1, min(len(sounding), NOISE_SAMPLE_FRAMES))
                     .round().astype(int)]
-  per_frame = np.abs(np.fft.rfft(frames[sample] * window, axis=-1)) ** 2 / scale
+  per_frame = _power(frames[sample], window) / scale
   thirds = _third_octave_matrix()
   noise = np.minimum(mean_power(quiet) @ thirds,
                      np.percentile(per_frame @ thirds, NOISE_PERCENTILE, axis=0))
@@ -206,8 +212,9 @@ def log_spectrogram_windows(audio, sample_rate: int, max_windows: int | None = N
   if max_windows is not None and len(keep) > max_windows:
     keep = keep[np.linspace(0, len(keep) - 1, max_windows).round().astype(int)]
   scale = (np.sum(hann) / 2) ** 2
-  windows = np.stack([_to_grid_db(np.abs(np.fft.rfft(frames[w] * hann, axis=-1)) ** 2 / scale)
-                      for w in keep]).astype(np.float32)
+  # The kept windows' frames in one FFT and one product with the band matrix.
+  power = _power(np.concatenate([frames[w] for w in keep]), hann) / scale
+  windows = _to_grid_db(power).reshape(len(keep), WINDOW_FRAMES, len(FREQS)).astype(np.float32)
   # Frames that start past the end of the audio hold only padding.
   starts = (keep[:, None] * window_len + np.arange(WINDOW_FRAMES)[None, :] * hop)
   windows[starts >= len(signal)] = PADDING_DB
