@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -399,6 +400,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+  # On a GPU, take memory as it is needed rather than most of it up front (JAX's default).
+  os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
   args = build_parser().parse_args(argv)
   try:
     return args.run(args)

@@ -182,3 +182,13 @@ def test_an_unreachable_coordinator_is_one_line_within_the_timeout(setup, tmp_pa
       f"base_train: not every one of the 2 processes joined the coordinator at "
       f"localhost:{ports[1]} within 2 s: start all of them (srun -n, mpirun -n, or one per "
       "--process_id), or raise --distributed_timeout")
+
+
+def test_jaxeq_commands_leave_gpu_memory_to_other_work(monkeypatch, capsys):
+  from jaxeq import cli
+  monkeypatch.delenv("XLA_PYTHON_CLIENT_PREALLOCATE", raising=False)
+  assert cli.main(["classes"]) == 0
+  assert os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"  # read when the GPU starts
+  monkeypatch.setenv("XLA_PYTHON_CLIENT_PREALLOCATE", "true")  # a user's own choice stands
+  assert cli.main(["classes"]) == 0
+  assert os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] == "true"
