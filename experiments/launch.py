@@ -13,6 +13,7 @@ three flags do it anywhere else. A single process otherwise.
 
 from __future__ import annotations
 
+import os
 import shlex
 import socket
 import sys
@@ -101,6 +102,7 @@ def start_distributed(coordinator_address: str | None = None, num_processes: int
   import jax
   from jax._src import clusters  # what jax.distributed.initialize() detects clusters with
 
+  coordinator_address = coordinator_address or os.environ.get("JAX_COORDINATOR_ADDRESS")
   flags_given = [coordinator_address, num_processes, process_id]
   cluster = next((env for env in clusters.ClusterEnv._cluster_types
                   if not env.opt_in_only_method and env.is_env_present()), None)
@@ -156,6 +158,5 @@ def _wait_for_coordinator(address: str, timeout_s: float) -> None:
 
 
 def _give_up(message: str) -> None:
-  import os
   print(f"{Path(sys.argv[0]).stem}: {message}", file=sys.stderr, flush=True)
   os._exit(1)

@@ -7,6 +7,8 @@ dB windows, where an EQ is an added curve and mixing is adding powers.
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -35,7 +37,7 @@ def default_config() -> ml_collections.ConfigDict:
   })
 
 
-_LN10_OVER_10 = float(jnp.log(10.0)) / 10.0
+_LN10_OVER_10 = math.log(10.0) / 10.0  # not jnp: no JAX work at import (jax.distributed)
 
 
 def _power_add(a_db, b_db):

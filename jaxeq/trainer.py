@@ -15,6 +15,10 @@ params, opt_state, step, rng), a pure jitted step, data parallelism over every d
 `parallel='pmap'`), orbax checkpoints (last K and the best by validation), exact resume, a
 NaN/inf guard, a progress bar and metrics to stdout, `metrics.jsonl` and TensorBoard.
 
+Under `jax.distributed` (several processes: `experiments.launch`) the mesh spans every
+process's devices and each process runs `train` with its share of each batch; the
+checkpoints are saved by all of them together, metrics written by process 0.
+
 Workdir layout: `checkpoints/<step>/{params,train,meta}`, `metrics.jsonl`, `tensorboard/`.
 """
 

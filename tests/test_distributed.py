@@ -192,3 +192,14 @@ def test_jaxeq_commands_leave_gpu_memory_to_other_work(monkeypatch, capsys):
   monkeypatch.setenv("XLA_PYTHON_CLIENT_PREALLOCATE", "true")  # a user's own choice stands
   assert cli.main(["classes"]) == 0
   assert os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] == "true"
+
+
+def test_the_experiments_import_without_starting_jax(tmp_path):
+  # jax.distributed.initialize must come before any JAX computation: a module that computes
+  # at import would stop every multi-process job of the experiments importing it.
+  script = ("import experiments.base_train, experiments.classifier, experiments.finetune, jax\n"
+            f"jax.distributed.initialize('localhost:{free_port()}', 1, 0)\n"
+            "print(jax.process_count())\n")
+  result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=environment(tmp_path),
+                          capture_output=True, text=True, timeout=120)
+  assert result.returncode == 0 and result.stdout.split() == ["1"], result.stderr[-2000:]
