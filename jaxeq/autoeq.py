@@ -27,7 +27,7 @@ from jaxeq.classifier import Classifier, load_classifier
 from jaxeq.eq import EQ
 from jaxeq.fitting import OptimiserMatcher
 from jaxeq.layouts import get_layout
-from jaxeq.loudness import K_WEIGHTING, gated_loudness, match_loudness
+from jaxeq.loudness import K_WEIGHTING, LOSSLESS_CEILING_DBTP, gated_loudness, match_loudness
 from jaxeq.matcher import Matcher, load_matcher
 from jaxeq.processing import apply_eq, eq_channels, filter_channels
 from jaxeq.spectrum import (FREQS, SAMPLE_RATE, correction_weight, difference, long_term_spectrum,
@@ -57,10 +57,11 @@ class Analysis:
   difference: np.ndarray  # what the EQ should do (target − input, smoothed, ≤ 12 dB)
   eq: EQ
   note: str | None = None  # why the EQ is flat or limited, when it is
-  # Set by `AutoEQ.process`: the gain after the EQ that matches the input's loudness, and
-  # the loudness change that remains (0 unless the peak limit held the gain back).
+  # Set by `AutoEQ.process`: the gain after the EQ that matches the input's loudness, the
+  # most the true-peak limiter took off a peak (dB), and the loudness change that remains.
   makeup_gain_db: float | None = None
   loudness_change_lu: float | None = None
+  limited_db: float | None = None
 
   @property
   def confidence(self) -> float | None:
@@ -97,8 +98,8 @@ class Analysis:
     if self.makeup_gain_db is not None:
       change = self.loudness_change_lu
       parts.append(f"make-up gain {self.makeup_gain_db:+.1f} dB, loudness "
-                   + ("unchanged" if abs(change) < 0.05 else
-                      f"{change:+.1f} LU (held back to keep the peak below clipping)"))
+                   + ("unchanged" if abs(change) < 0.05 else f"{change:+.1f} LU")
+                   + (f", limited {self.limited_db:.1f} dB on peaks" if self.limited_db else ""))
     if self.note:
       parts.append(self.note)
     return "; ".join(parts)
@@ -112,7 +113,7 @@ class Analysis:
             "probabilities": None if self.probabilities is None else dict(self.probabilities),
             "target_mix": None if self.target_mix is None else dict(self.target_mix),
             "note": self.note, "makeup_gain_db": self.makeup_gain_db,
-            "loudness_change_lu": self.loudness_change_lu,
+            "loudness_change_lu": self.loudness_change_lu, "limited_db": self.limited_db,
             "eq": self.eq.to_dict(), "freqs_hz": FREQS.tolist(),
             **{name: np.round(getattr(self, name), 3).tolist()
                for name in ("spectrum", "target", "weight", "difference")}}
@@ -200,7 +201,7 @@ class AutoEQ:
       target, instrument = np.asarray(zero_centre(target)), None
     weight = np.asarray(correction_weight(target, spectrum))
     diff = np.asarray(difference(target, spectrum, weight))
-    eq, = self.matcher.predict(diff, weight)
+    eq = self._match(diff, weight, sample_rate)
     note, octaves = None, audible_octaves(weight)
     if octaves < MIN_AUDIBLE_OCTAVES:
       eq = EQ(dataclasses.replace(b, gain_db=0.0) for b in eq.bands)
@@ -214,11 +215,30 @@ class AutoEQ:
       eq = limited
     return Analysis(instrument, probabilities, spectrum, target, mix, weight, diff, eq, note)
 
+  def _match(self, diff, weight, sample_rate: int) -> EQ:
+    """The matcher's EQ for `diff`, with no band above what `sample_rate` allows
+    (`Layout.for_sample_rate`). Where the matcher's layout reaches higher, the optimiser fits
+    on the clipped layout instead, from the network's settings (clipped) when it has some."""
+    layout = self.matcher.layout.for_sample_rate(sample_rate)
+    if layout == self.matcher.layout:
+      return self.matcher.predict(diff, weight)[0]
+    first, optimiser = None, OptimiserMatcher(layout)
+    if isinstance(self.matcher, OptimiserMatcher):
+      optimiser.starts, optimiser.steps, optimiser.seed = (self.matcher.starts, self.matcher.steps,
+                                                           self.matcher.seed)
+    else:
+      eq, = self.matcher.predict(diff, weight)
+      if layout.allows(eq):
+        return eq
+      first = layout.from_eq(eq)
+    return optimiser.predict(diff, weight, first=first)[0]
+
   def process(self, audio, sample_rate: int, amount: float = 1.0, instrument: str | None = None,
-              reference=None, reference_rate: int | None = None,
-              target=None) -> tuple[np.ndarray, Analysis]:
+              reference=None, reference_rate: int | None = None, target=None,
+              ceiling_dbtp: float = LOSSLESS_CEILING_DBTP) -> tuple[np.ndarray, Analysis]:
     """`(processed, analysis)`: the EQ applied with its gains scaled by `amount` (0–2), the
-    result loudness-matched to the input (BS.1770) and kept below clipping."""
+    result loudness-matched to the input (BS.1770) and its true peaks limited to
+    `ceiling_dbtp` (`jaxeq.loudness.ceiling_dbtp` gives the one for an output format)."""
     if not 0.0 <= amount <= MAX_AMOUNT:
       raise ValueError(f"amount={amount!r} must be between 0 and {MAX_AMOUNT:g}")
     # Loudness is measured on the other core while this one analyses and filters (scipy's
@@ -229,15 +249,13 @@ class AutoEQ:
       analysis = self.analyze(audio, sample_rate, instrument, reference, reference_rate, target)
       eq = EQ(dataclasses.replace(b, gain_db=b.gain_db * amount) for b in analysis.eq.bands)
 
-      def loudness_before_and_after():
+      def loudness_and_weighted_output():
         before = weighted.result()
-        after = eq_channels(before, sample_rate, eq)
-        return gated_loudness(before, sample_rate), gated_loudness(after, sample_rate)
+        return gated_loudness(before, sample_rate), eq_channels(before, sample_rate, eq)
 
-      loudness = pool.submit(loudness_before_and_after)
+      loudness = pool.submit(loudness_and_weighted_output)
       processed = apply_eq(audio, sample_rate, eq)
-      target_lufs, current_lufs = loudness.result()
-    processed, gain_db = match_loudness(processed, current_lufs, target_lufs)
-    change = current_lufs + gain_db - target_lufs if np.isfinite(target_lufs + current_lufs) else 0.0
-    return processed, dataclasses.replace(analysis, eq=eq, makeup_gain_db=gain_db,
-                                          loudness_change_lu=float(change))
+      target_lufs, weighted_output = loudness.result()
+    processed, level = match_loudness(processed, sample_rate, weighted_output, target_lufs,
+                                      ceiling_dbtp)
+    return processed, dataclasses.replace(analysis, eq=eq, **dataclasses.asdict(level))

@@ -19,6 +19,7 @@ import json
 import os
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -29,7 +30,7 @@ from tqdm import tqdm
 from jaxeq.atomic import write_text_atomically
 from jaxeq.audio_io import AudioError, find_audio_files, load_audio, save_audio
 from jaxeq.eq import EQ
-from jaxeq.loudness import MAX_PEAK
+from jaxeq.loudness import MAX_PEAK, ceiling_dbtp
 from jaxeq.processing import apply_eq
 
 
@@ -221,7 +222,8 @@ def process_command(args) -> int:
     out, eq_json, apo, analysis_json, *picture = outputs
     audio, rate = load_audio(track)
     processed, analysis = auto.process(audio, rate, amount=args.amount,
-                                       instrument=args.instrument, **reference)
+                                       instrument=args.instrument, **reference,
+                                       ceiling_dbtp=ceiling_dbtp(sf.info(track).subtype))
 
     def write() -> None:
       _save_like(track, out, processed, rate)  # creates the output's folder
@@ -403,6 +405,8 @@ def main(argv=None) -> int:
   # On a GPU, take memory as it is needed rather than most of it up front (JAX's default).
   os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
   args = build_parser().parse_args(argv)
+  # A library's warning is one line like every other message, without its source line.
+  warnings.showwarning = lambda message, *_, **__: _fail(f"warning: {message}")
   try:
     return args.run(args)
   except KeyboardInterrupt:

@@ -15,9 +15,10 @@ from jaxeq.atomic import write_text_atomically
 
 JSON_FORMAT = "jaxeq.eq/1"
 BUTTERWORTH_Q = 1 / math.sqrt(2)
-# Filters are designed no closer to Nyquist than this fraction of the sample rate, as
-# hardware and plug-in EQs limit their frequency knobs.
-MAX_FREQ_FRACTION = 0.49
+# Filters are designed no higher than this fraction of the sample rate (0.9 x Nyquist), as
+# hardware and plug-in EQs limit their frequency knobs: a layout's ranges are clipped to it
+# (`Layout.for_sample_rate`), so an automatic EQ never has a band above it.
+MAX_FREQ_FRACTION = 0.45
 # EqualizerAPO's filter type codes (its configuration reference, "Filter" command).
 _APO_CODES = {"peak": "PK", "low_shelf": "LSC", "high_shelf": "HSC", "low_pass": "LPQ",
               "high_pass": "HPQ", "notch": "NO"}

@@ -19,23 +19,29 @@ from jaxeq.layouts import Layout
 
 
 def fit_curves(layout: Layout, curves_db, starts: int = 8, steps: int = 500,
-               learning_rate: float = 0.05, seed: int = 0, chunk: int = 256, weights=None):
+               learning_rate: float = 0.05, seed: int = 0, chunk: int = 256, weights=None,
+               first=None):
   """Best settings found per curve: `(unit (N, num_controls), mae_db (N,))` as NumPy.
 
   `weights` (like `curves_db`, default ones) say which frequencies the MAE counts. One start
-  is the middle of every range; the others are uniform in [0, 1]^n.
+  is `first` (`(N, num_controls)` in [0, 1], e.g. a network's settings) or the middle of
+  every range; the others are uniform in [0, 1]^n.
   """
   curves = np.atleast_2d(np.asarray(curves_db, np.float32))
   weights = np.ones_like(curves) if weights is None else np.broadcast_to(
       np.asarray(weights, np.float32), curves.shape)
   if starts < 1 or steps < 1:
     raise ValueError(f"starts={starts} and steps={steps} must be >= 1")
+  # Kept off the ends, where the sigmoid's logit is infinite.
+  first = np.full((len(curves), layout.num_controls), 0.5, np.float32) if first is None else \
+      np.clip(np.asarray(first, np.float32).reshape(len(curves), -1), 0.02, 0.98)
   fit = _fit_chunk(layout, starts, steps, learning_rate)
   units, maes = [], []
   for start in range(0, len(curves), chunk):
     key = jax.random.fold_in(jax.random.PRNGKey(seed), start)
     unit, mae = fit(jnp.asarray(curves[start:start + chunk]),
-                    jnp.asarray(weights[start:start + chunk]), key)
+                    jnp.asarray(weights[start:start + chunk]), key,
+                    jnp.asarray(first[start:start + chunk]))
     units.append(np.asarray(unit))
     maes.append(np.asarray(mae))
   return np.concatenate(units), np.concatenate(maes)
@@ -59,9 +65,9 @@ def _fit_chunk(layout: Layout, starts: int, steps: int, learning_rate: float):
     return jax.nn.sigmoid(logits), objective(logits, curve, weight)
 
   @jax.jit
-  def fit(curves, weights, key):
+  def fit(curves, weights, key, first):
     n, k = curves.shape[0], layout.num_controls
-    unit0 = jax.random.uniform(key, (n, starts, k), minval=0.02, maxval=0.98).at[:, 0].set(0.5)
+    unit0 = jax.random.uniform(key, (n, starts, k), minval=0.02, maxval=0.98).at[:, 0].set(first)
     unit, mae = jax.vmap(jax.vmap(fit_one, (None, None, 0)))(curves, weights,
                                                              jnp.log(unit0 / (1 - unit0)))
     best = jnp.argmin(mae, axis=1)
@@ -80,8 +86,10 @@ class OptimiserMatcher:
   def __init__(self, layout: Layout, starts: int = 8, steps: int = 500, seed: int = 0):
     self.layout, self.starts, self.steps, self.seed = layout, starts, steps, seed
 
-  def predict(self, curves_db, weights=None) -> list:
-    """One `EQ` per curve, fitted over the frequencies `weights` counts (default: all)."""
+  def predict(self, curves_db, weights=None, first=None) -> list:
+    """One `EQ` per curve, fitted over the frequencies `weights` counts (default: all);
+    `first` (`Settings` in the layout's ranges) is one of the starts."""
     unit, _ = fit_curves(self.layout, curves_db, self.starts, self.steps, seed=self.seed,
-                         weights=weights)
+                         weights=weights,
+                         first=None if first is None else self.layout.to_unit(first))
     return self.layout.to_eqs(self.layout.from_unit(unit))

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxeq import biquad
-from jaxeq.eq import EQ, eq_from_arrays
+from jaxeq.eq import EQ, MAX_FREQ_FRACTION, eq_from_arrays
 
 CONTROLS = ("freq_hz", "gain_db", "q")
 _LOG_SCALE = {"freq_hz": True, "gain_db": False, "q": True}
@@ -112,6 +112,28 @@ class Layout:
 
   def __repr__(self) -> str:
     return f"Layout({self.name!r}, {'/'.join(self.kinds)}, {self.num_controls} controls)"
+
+  # Equal layouts are one layout (so that a jitted fit is compiled once for it).
+  def __eq__(self, other) -> bool:
+    return isinstance(other, Layout) and (self.name, self.bands) == (other.name, other.bands)
+
+  def __hash__(self) -> int:
+    return hash((self.name, self.bands))
+
+  def for_sample_rate(self, sample_rate: float) -> "Layout":
+    """This layout with every frequency range clipped to what `sample_rate` allows: at most
+    `jaxeq.eq.MAX_FREQ_FRACTION` (0.45) of it. A range wholly above becomes that frequency."""
+    top = MAX_FREQ_FRACTION * float(sample_rate)
+    if all(b.freq_hz[1] <= top for b in self.bands):
+      return self
+    return Layout(self.name, [dataclasses.replace(b, freq_hz=(min(b.freq_hz[0], top),
+                                                              min(b.freq_hz[1], top)))
+                              for b in self.bands])
+
+  def allows(self, eq: EQ) -> bool:
+    """Whether every band of `eq` lies within this layout's frequency ranges."""
+    return all(lo <= band.freq_hz <= hi
+               for band, (lo, hi) in zip(eq.bands, (b.freq_hz for b in self.bands)))
 
   # --- [0, 1]^n <-> physical ---------------------------------------------------------
 
@@ -215,8 +237,10 @@ class Layout:
   # --- to and from the user-facing EQ ------------------------------------------------
 
   def to_eqs(self, settings: Settings) -> list[EQ]:
-    """One `EQ` per row of a `(N, bands)` batch (a single `(bands,)` gives a list of one)."""
-    f, g, q = (np.asarray(x, dtype=np.float64).reshape(-1, len(self.bands)) for x in settings)
+    """One `EQ` per row of a `(N, bands)` batch (a single `(bands,)` gives a list of one),
+    each control within its range (float32 rounding can step past an end)."""
+    f, g, q = (np.clip(np.asarray(x, dtype=np.float64).reshape(-1, len(self.bands)),
+                       self._lo[n], self._hi[n]) for n, x in zip(CONTROLS, settings))
     return [eq_from_arrays(self.kinds, *row) for row in zip(f, g, q)]
 
   def from_eq(self, eq: EQ) -> Settings:

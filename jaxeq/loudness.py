@@ -8,9 +8,12 @@ shelf at 1.5 kHz and a 38 Hz high pass, as pyloudnorm designs them for any rate)
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
+import soxr
+from scipy import ndimage
 
 from jaxeq.eq import EQ, Band
 from jaxeq.processing import filter_channels
@@ -19,8 +22,19 @@ K_WEIGHTING = EQ([Band("high_shelf", 1500.0, 4.0, 1 / math.sqrt(2)),
                   Band("high_pass", 38.0, q=0.5)])
 BLOCK_SECONDS, BLOCK_STEP = 0.4, 0.25
 ABSOLUTE_GATE_LUFS, RELATIVE_GATE_LU = -70.0, -10.0
-# Peaks are kept below this after matching: the loudness match never clips.
-MAX_PEAK = 10 ** (-0.1 / 20)  # -0.1 dBFS
+# The true-peak ceilings (dBTP) the output is limited to: just under full scale for lossless
+# formats; 1 dB under for lossy ones, whose decoders overshoot the encoded peaks.
+LOSSLESS_CEILING_DBTP = -0.1
+LOSSY_CEILING_DBTP = -1.0
+MAX_PEAK = 10 ** (LOSSLESS_CEILING_DBTP / 20)
+# The limiter: true peaks between samples found at this many points per sample (BS.1770's
+# 4x, less where the rate already reaches 192 kHz); the gain falls over `LOOKAHEAD_S` before a
+# peak and recovers with a `RELEASE_S` time constant after it.
+OVERSAMPLING, TRUE_PEAK_RATE = 4, 192000
+LOOKAHEAD_S, RELEASE_S = 0.005, 0.01
+# Limiting costs a little loudness; the make-up gain is raised to win it back, by at most this.
+MAX_EXTRA_GAIN_DB, MAX_ROUNDS = 12.0, 8
+_LOUDNESS_TOLERANCE_LU = 0.05
 
 
 def integrated_loudness(audio, sample_rate: int) -> float:
@@ -33,10 +47,19 @@ def integrated_loudness(audio, sample_rate: int) -> float:
 
 def gated_loudness(weighted: np.ndarray, sample_rate: int) -> float:
   """The loudness of already K-weighted `(channels, samples)` audio (BS.1770 gating)."""
-  # Channel weights: 1 for L, R, C; 1.41 for the surrounds (BS.1770 table 3). Every step
-  # below is linear in the channels' powers, so they are summed first.
+  return power_loudness(weighted_power(weighted), sample_rate)
+
+
+def weighted_power(weighted: np.ndarray) -> np.ndarray:
+  """`(samples,)`: K-weighted `(channels, samples)` audio's power, the channels weighted 1 for
+  L, R, C and 1.41 for the surrounds (BS.1770 table 3). Every step of the gating is linear in
+  the channels' powers, so they are summed first."""
   gains = np.array([1.41 if c in (3, 4) else 1.0 for c in range(len(weighted))])
-  power = gains @ weighted**2
+  return gains @ weighted**2
+
+
+def power_loudness(power: np.ndarray, sample_rate: int) -> float:
+  """The gated loudness (LUFS) of a `weighted_power`."""
   block = int(BLOCK_SECONDS * sample_rate)
   if len(power) <= block:
     z = np.mean(power, keepdims=True)
@@ -56,13 +79,122 @@ def gated_loudness(weighted: np.ndarray, sample_rate: int) -> float:
     return float(-0.691 + 10 * np.log10(np.mean(gated)))
 
 
-def match_loudness(processed, current_lufs: float,
-                   target_lufs: float) -> tuple[np.ndarray, float]:
-  """`processed` (now at `current_lufs`) scaled to `target_lufs`, less where its peak would
-  pass -0.1 dBFS, and the gain applied (dB). Silence on either side leaves the level as it is."""
-  finite = math.isfinite(target_lufs) and math.isfinite(current_lufs)
-  gain_db = target_lufs - current_lufs if finite else 0.0
-  peak = float(np.max(np.abs(processed)))
-  if peak > 0 and peak * 10 ** (gain_db / 20) > MAX_PEAK:
-    gain_db = 20 * math.log10(MAX_PEAK / peak)
-  return (processed * 10 ** (gain_db / 20)).astype(processed.dtype, copy=False), gain_db
+def ceiling_dbtp(subtype: str) -> float:
+  """The true-peak ceiling for a file of soundfile `subtype` (`soundfile.info(path).subtype`)."""
+  lossy = subtype in ("VORBIS", "OPUS") or subtype.startswith("MPEG_LAYER")
+  return LOSSY_CEILING_DBTP if lossy else LOSSLESS_CEILING_DBTP
+
+
+def true_peak_envelope(channels: np.ndarray, sample_rate: int,
+                       chunk: int = 1 << 14) -> np.ndarray:
+  """`(samples,)` float32: at each sample, the largest magnitude of any channel there and on
+  the oversampled signal up to the next sample (soxr's interpolation). Worked through in
+  overlapping chunks, so memory stays small for long tracks."""
+  factor = max(1, min(OVERSAMPLING, TRUE_PEAK_RATE // sample_rate))
+  channels = np.asarray(channels, np.float32)
+  envelope = np.max(np.abs(channels), axis=0)
+  if factor == 1:
+    return envelope
+  margin, n = 512, channels.shape[1]  # well beyond soxr's filter: the seams are exact
+  for start in range(0, n, chunk):
+    lo, hi = max(0, start - margin), min(n, start + chunk + margin)
+    up = soxr.resample(channels[:, lo:hi].T, sample_rate, factor * sample_rate, quality="MQ")
+    rows = np.abs(up[(start - lo) * factor:(min(n, start + chunk) - lo) * factor])
+    points = rows.reshape(-1, factor * rows.shape[1])  # one row per input sample
+    part = envelope[start:start + len(points)]
+    for column in points.T:  # a loop over a few columns beats a reduction along a short axis
+      np.maximum(part, column, out=part)
+  return envelope
+
+
+def peak_reduction_db(envelope: np.ndarray, sample_rate: int, gain_db: float,
+                      ceiling_db: float) -> np.ndarray:
+  """`(samples,)` float32: how far (dB) the limiter turns each sample down when `envelope`
+  (see `true_peak_envelope`) is raised by `gain_db` and its true peaks must stay under
+  `ceiling_db`. The limiter only works on the stretches around peaks."""
+  with np.errstate(divide="ignore"):
+    over = (gain_db - ceiling_db + 20 * np.log10(envelope)).astype(np.float32, copy=False)
+  reduction = np.zeros(len(over), np.float32)
+  peaks = np.flatnonzero(over > 0)
+  if len(peaks) == 0:
+    return reduction
+  window = max(1, int(LOOKAHEAD_S * sample_rate))
+  # After a peak the reduction falls under 1e-4 dB within `tail`: stretches of peaks further
+  # apart than that (and the lookahead) are limited separately.
+  tail = int(RELEASE_S * sample_rate * math.log(float(over.max()) / 1e-4 + 1)) + window
+  gaps = np.flatnonzero(np.diff(peaks) > tail + 2 * window)
+  for first, last in zip(peaks[np.r_[0, gaps + 1]], peaks[np.r_[gaps, len(peaks) - 1]]):
+    lo, hi = max(0, first - window), min(len(over), last + tail)
+    reduction[lo:hi] = _smooth_reduction(np.maximum(over[lo:hi], 0.0), sample_rate, window)
+  return reduction
+
+
+def _smooth_reduction(over: np.ndarray, sample_rate: int, window: int) -> np.ndarray:
+  """The reduction each sample of `over` (dB over the ceiling, >= 0) needs, held and released
+  exponentially (`RELEASE_S`), taken at its largest over the next `window` samples and averaged
+  over that window: the gain ramps down smoothly before each peak and is at or under what the
+  peak needs when it comes."""
+  # held[n] = max over k <= n of over[k] * decay^(n - k): in logarithms a running maximum.
+  ramp = np.arange(len(over), dtype=np.float64) / (RELEASE_S * sample_rate)
+  with np.errstate(divide="ignore"):
+    held = np.exp(np.maximum.accumulate(np.log(over) + ramp) - ramp)
+  ahead = ndimage.maximum_filter1d(held, window, origin=-(window // 2), mode="nearest")
+  # The mean over the last `window` samples (the first sample's value before the start).
+  total = np.cumsum(np.concatenate([np.full(window, ahead[0]), ahead]))
+  return np.maximum((total[window:] - total[:-window]) / window, over)  # `over`: float rounding
+
+
+def _limited_power(power: np.ndarray, gain_db: float, reduction: np.ndarray) -> np.ndarray:
+  """`power` after `gain_db`, less `reduction` where the limiter works."""
+  out = power * 10 ** (gain_db / 10)
+  limited = np.flatnonzero(reduction)
+  out[limited] *= 10 ** (-reduction[limited] / 10)
+  return out
+
+
+@dataclasses.dataclass(frozen=True)
+class LevelMatch:
+  """What `match_loudness` did: the make-up gain, the most the limiter took off a peak, and
+  the loudness change that remains (LU)."""
+  makeup_gain_db: float
+  limited_db: float
+  loudness_change_lu: float
+
+
+def match_loudness(processed, sample_rate: int, weighted: np.ndarray, target_lufs: float,
+                   ceiling_db: float = LOSSLESS_CEILING_DBTP) -> tuple[np.ndarray, LevelMatch]:
+  """`processed` brought to `target_lufs` with its true peaks limited to `ceiling_db`: the
+  output and what was done. `weighted` is `processed` K-weighted, `(channels, samples)`.
+
+  Peaks are limited rather than the whole track turned down, so the loudness holds; what the
+  limiter takes is won back by raising the make-up gain (up to `MAX_EXTRA_GAIN_DB`), measured
+  on `weighted` times the gain (the gain changes slowly next to the K-weighting filters).
+  Silence on either side leaves the level as it is.
+  """
+  channels = np.atleast_2d(np.asarray(processed).T)
+  power = weighted_power(weighted)
+  current = power_loudness(power, sample_rate)
+  finite = math.isfinite(target_lufs) and math.isfinite(current)
+  makeup = target_lufs - current if finite else 0.0
+  envelope = true_peak_envelope(channels, sample_rate)
+  most = makeup + MAX_EXTRA_GAIN_DB
+  tried = []  # (make-up gain, loudness change) of each round, for the secant step
+  for _ in range(MAX_ROUNDS):
+    reduction = peak_reduction_db(envelope, sample_rate, makeup, ceiling_db)
+    limited = float(np.max(reduction))
+    if limited == 0.0 or not finite:
+      change = 0.0
+      break
+    change = power_loudness(_limited_power(power, makeup, reduction), sample_rate) - target_lufs
+    if change > -_LOUDNESS_TOLERANCE_LU or makeup >= most:
+      break
+    # Each dB of make-up wins back at most a dB of loudness, often less as the limiter
+    # takes more: step by the shortfall over the slope seen so far.
+    slope = 1.0
+    if tried and makeup > tried[-1][0]:
+      slope = min(1.0, max(0.1, (change - tried[-1][1]) / (makeup - tried[-1][0])))
+    tried.append((makeup, change))
+    makeup = min(makeup - change / slope, most)
+  out = (channels * 10 ** ((makeup - reduction) / 20)).T.reshape(np.shape(processed))
+  return (out.astype(np.asarray(processed).dtype, copy=False),
+          LevelMatch(float(makeup), float(limited), float(change)))

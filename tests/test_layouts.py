@@ -116,3 +116,20 @@ def test_unknown_scheme_and_wrong_width():
     layout.from_unit(jnp.zeros(9))
   with pytest.raises(ValueError, match="do not fit layout"):
     layout.from_eq(jaxeq.EQ([jaxeq.Band("peak", 100, 1)]))
+
+
+@pytest.mark.parametrize("rate", [8000, 16000, 22050, 32000, 44100, 192000])
+@pytest.mark.parametrize("name", list(layouts.BUILTIN))
+def test_a_layout_for_a_rate_has_no_band_above_045_of_it(name, rate):
+  full = get_layout(name)
+  layout = full.for_sample_rate(rate)
+  top = 0.45 * rate
+  assert all(b.freq_hz[1] <= top for b in layout.bands) and layout.kinds == full.kinds
+  if all(b.freq_hz[1] <= top for b in full.bands):
+    assert layout is full
+  for mine, theirs in zip(layout.bands, full.bands):  # clipped, never widened or moved down
+    assert mine.freq_hz == (min(theirs.freq_hz[0], top), min(theirs.freq_hz[1], top))
+  # Every EQ it gives stays there, even at the very top of a range (float32 rounding).
+  for eq in layout.to_eqs(layout.from_unit(jnp.ones((1, layout.num_controls)))):
+    assert max(b.freq_hz for b in eq.bands) <= top and layout.allows(eq)
+  assert layout == full.for_sample_rate(rate) and hash(layout) == hash(full.for_sample_rate(rate))
