@@ -15,8 +15,12 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
+import functools
 import json
+import multiprocessing
 import os
+import signal
 import sys
 import tempfile
 import warnings
@@ -34,8 +38,27 @@ from jaxeq.loudness import MAX_PEAK, ceiling_dbtp
 from jaxeq.processing import apply_eq
 
 
+# In a `--workers` process: the messages of the track at hand, (to stderr?, line), which the
+# main process prints (one progress bar, no lines torn by another process's).
+_captured: list[tuple[bool, str]] | None = None
+
+
+def _say(line: str, error: bool = False) -> None:
+  if _captured is not None:
+    _captured.append((error, line))
+  else:
+    tqdm.write(line, file=sys.stderr if error else sys.stdout)
+
+
 def _fail(message: str) -> None:
-  tqdm.write(f"jaxeq: {message}", file=sys.stderr)
+  _say(f"jaxeq: {message}", error=True)
+
+
+def _failure(track: Path, error: Exception) -> str:
+  """The line a track's failure prints."""
+  if isinstance(error, OSError):
+    return f"{track}: {error.strerror or error}"
+  return _about(track, error)
 
 
 def _about(subject, error: Exception) -> str:
@@ -92,19 +115,22 @@ def _outputs(track: Path, out: Path, suffixes) -> list[Path]:
   return paths
 
 
-_SKIPPED = object()  # a track whose outputs all exist, under --skip-existing
+Work = Callable[[Path, list[Path]], Callable[[], None] | None]
 
 
-def _each_track(inputs, desc: str, work: Callable[[Path, list[Path]], Callable[[], None] | None],
-                out_dir: Path | None = None, suffixes=(), skip_existing: bool = False) -> int:
+def _each_track(inputs, desc: str, make_work: Callable[[], Work], out_dir: Path | None = None,
+                suffixes=(), skip_existing: bool = False, workers: int = 1) -> int:
   """Runs `work(track, outputs)` on every audio file in `inputs` with a progress bar; 1 if
   any failed, 2 if nothing could start. `outputs` are the track's output files under
   `out_dir` (its path below the folder given, with `suffixes`); `out_dir` is checked first
   (see `_check_outputs`), and with `skip_existing` a track whose outputs all exist is skipped.
   Commands that write end with one line: how many tracks were written, skipped and failed.
 
+  `make_work()` gives `work` (it may load models: only once there are tracks to work on).
   `work` may return a function that writes the track's outputs: it runs on a background
-  thread while the next track is read and analysed.
+  thread while the next track is read and analysed. With more than one of `workers` (and
+  tracks), the tracks are spread over that many processes, each calling `make_work` once
+  (`make_work` must then be picklable: a module-level function or a `functools.partial`).
   """
   tracks = _tracks(inputs)
   if not tracks:
@@ -122,29 +148,40 @@ def _each_track(inputs, desc: str, work: Callable[[Path, list[Path]], Callable[[
     nonlocal failures
     try:
       return step()
-    except (AudioError, ValueError) as e:
+    except (ValueError, OSError) as e:  # AudioError is a ValueError
       failures += 1
-      _fail(_about(track, e))
-    except OSError as e:
-      failures += 1
-      _fail(f"{track}: {e.strerror or e}")
+      _fail(_failure(track, e))
 
-  def start(track: Path, relative: Path):
-    outputs = [] if out_dir is None else _outputs(track, out_dir / relative, suffixes)
+  todo = []
+  for track, relative in tracks:
+    outputs = attempt(track, lambda: [] if out_dir is None else
+                      _outputs(track, out_dir / relative, suffixes))
+    if outputs is None:
+      continue
     if skip_existing and all(path.exists() for path in outputs):
-      return _SKIPPED  # written whole by an earlier run: every output is written atomically
-    return work(track, outputs)
-
-  with concurrent.futures.ThreadPoolExecutor(1) as writer:
-    writes = []
-    for track, relative in tqdm(tracks, desc=desc, unit="file", disable=len(tracks) < 2):
-      finish = attempt(track, lambda: start(track, relative))
-      if finish is _SKIPPED:
-        skipped += 1
-      elif finish is not None:
-        writes.append((track, writer.submit(finish)))
-    for track, write in writes:
-      attempt(track, write.result)
+      skipped += 1  # written whole by an earlier run: every output is written atomically
+    else:
+      todo.append((track, outputs))
+  bar = tqdm(total=len(tracks), initial=len(tracks) - len(todo), desc=desc, unit="file",
+             disable=len(tracks) < 2)
+  with bar:
+    if workers > 1 and len(todo) > 1:
+      failures += _in_workers(todo, make_work, min(workers, len(todo)), bar)
+    elif todo:
+      try:
+        work = make_work()
+      except (ValueError, OSError) as e:
+        _fail(str(e))
+        return 2
+      with concurrent.futures.ThreadPoolExecutor(1) as writer:
+        writes = []
+        for track, outputs in todo:
+          finish = attempt(track, lambda: work(track, outputs))
+          if finish is not None:
+            writes.append((track, writer.submit(finish)))
+          bar.update()
+        for track, write in writes:
+          attempt(track, write.result)
   if out_dir is not None:
     done = len(tracks) - skipped - failures
     tqdm.write(f"{desc}: {done} of {len(tracks)} track{'s' * (len(tracks) != 1)} written to "
@@ -152,6 +189,80 @@ def _each_track(inputs, desc: str, work: Callable[[Path, list[Path]], Callable[[
                + (f", {skipped} skipped (their outputs exist)" if skipped else "")
                + (f", {failures} failed" if failures else ""))
   return 1 if failures else 0
+
+
+# Each worker computes on one thread: the workers already fill the cores, and OpenBLAS's and
+# XLA's thread pools, each sized for the whole machine, fight over them (on the busy 2-core
+# machine the classifier windows' band-matrix product took 20x as long with two threads).
+_ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+               "XLA_FLAGS": " ".join([os.environ.get("XLA_FLAGS", ""),
+                                      "--xla_cpu_multi_thread_eigen=false"]).strip()}
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]):
+  """`os.environ` with `values` for the processes started inside (they read it at start-up,
+  before the initializer could set anything), as it was afterwards."""
+  before = {name: os.environ.get(name) for name in values}
+  os.environ.update(values)
+  try:
+    yield
+  finally:
+    for name, value in before.items():
+      if value is None:
+        os.environ.pop(name, None)
+      else:
+        os.environ[name] = value
+
+
+_work: Work | None = None  # in a `--workers` process: what `make_work` gave
+
+
+def _start_worker(make_work: Callable[[], Work]) -> None:
+  global _work
+  signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+  warnings.showwarning = lambda message, *_, **__: _fail(f"warning: {message}")
+  _work = make_work()
+
+
+def _track_in_worker(track: Path, outputs: list[Path]) -> tuple[list[tuple[bool, str]], bool]:
+  """In a worker: `track` worked on and written; its messages, and whether it failed."""
+  global _captured
+  _captured, failed = [], False
+  try:
+    finish = _work(track, outputs)
+    if finish is not None:
+      finish()
+  except (ValueError, OSError) as e:
+    _fail(_failure(track, e))
+    failed = True
+  messages, _captured = _captured, None
+  return messages, failed
+
+
+def _in_workers(todo: list[tuple[Path, list[Path]]], make_work: Callable[[], Work],
+                workers: int, bar: tqdm) -> int:
+  """`_each_track`'s work on `todo` spread over `workers` processes; how many failed."""
+  failures = 0
+  # 'spawn': JAX's threads make a forked child unsafe.
+  pool = concurrent.futures.ProcessPoolExecutor(
+      workers, multiprocessing.get_context("spawn"), initializer=_start_worker,
+      initargs=(make_work,))
+  try:
+    with _environment(_ONE_THREAD):  # every worker is started by the first submit
+      jobs = {pool.submit(_track_in_worker, *job): job[0] for job in todo}
+    for job in concurrent.futures.as_completed(jobs):
+      try:
+        messages, failed = job.result()
+      except concurrent.futures.process.BrokenProcessPool as e:
+        messages, failed = [(True, f"jaxeq: {jobs[job]}: its worker process stopped ({e})")], True
+      for error, line in messages:
+        _say(line, error)
+      failures += failed
+      bar.update()
+  finally:
+    pool.shutdown(cancel_futures=True)
+  return failures
 
 
 def _save_like(track: Path, out: Path, audio: np.ndarray, rate: int) -> None:
@@ -171,18 +282,23 @@ def _option(name: str, value, make: Callable):
     raise ValueError(f"{name}: {_about(value, e)}") from None
 
 
-def _auto_eq(args):
-  """The AutoEQ the flags ask for; `--instrument` resolved to the bank's name (any case)."""
-  from jaxeq.autoeq import AutoEQ  # loads the models: only for the commands that need them
+def _checked_bank(args):
+  """The target bank `--targets` names, after checking `--layout` and resolving
+  `--instrument` to the bank's name (any case); without loading the networks."""
   from jaxeq.layouts import get_layout
   from jaxeq.targets import load_targets
   bank = _option("--targets", args.targets, lambda: load_targets(args.targets))
   _option("--layout", args.layout, lambda: get_layout(args.layout))
-  auto = AutoEQ.from_pretrained(targets=bank, layout=args.layout)
   if args.instrument is not None:
     args.instrument = _option("--instrument", args.instrument,
-                              lambda: auto.targets.find(args.instrument))
-  return auto
+                              lambda: bank.find(args.instrument))
+  return bank
+
+
+def _auto_eq(args):
+  """The AutoEQ the flags ask for (see `_checked_bank`)."""
+  from jaxeq.autoeq import AutoEQ  # loads the models: only for the commands that need them
+  return AutoEQ.from_pretrained(targets=_checked_bank(args), layout=args.layout)
 
 
 def _reference(args) -> dict:
@@ -205,18 +321,9 @@ def _track_line(track: Path, analysis, bank) -> str:
   return f"{track}: {analysis.summary()}{note}"
 
 
-def process_command(args) -> int:
-  """Automatic EQ: classify each track, match its target, write the EQ'd audio and the EQ."""
-  if not 0 <= args.amount <= 2:
-    _fail(f"--amount {args.amount}: expected a value from 0 to 2")
-    return 2
-  try:
-    reference = _reference(args)  # before loading the models: a bad reference fails at once
-    auto = _auto_eq(args)
-  except (AudioError, ValueError, OSError) as e:
-    _fail(str(e))
-    return 2
-  suffixes = ("", ".eq.json", ".ParametricEQ.txt", ".analysis.json") + (".png",) * args.plot
+def _process_work(args, reference: dict) -> Work:
+  """`jaxeq process`'s work on one track, with the models loaded (in each worker process)."""
+  auto = _auto_eq(args)
 
   def work(track: Path, outputs: list[Path]) -> Callable[[], None]:
     out, eq_json, apo, analysis_json, *picture = outputs
@@ -235,10 +342,26 @@ def process_command(args) -> int:
         plot_analysis(analysis, picture[0], title=track.name)
 
     if not args.quiet:
-      tqdm.write(_track_line(track, analysis, auto.targets))
+      _say(_track_line(track, analysis, auto.targets))
     return write
 
-  return _each_track(args.inputs, "process", work, Path(args.out), suffixes, args.skip_existing)
+  return work
+
+
+def process_command(args) -> int:
+  """Automatic EQ: classify each track, match its target, write the EQ'd audio and the EQ."""
+  if not 0 <= args.amount <= 2:
+    _fail(f"--amount {args.amount}: expected a value from 0 to 2")
+    return 2
+  try:
+    reference = _reference(args)  # before loading the models: a bad reference fails at once
+    _checked_bank(args)
+  except (AudioError, ValueError, OSError) as e:
+    _fail(str(e))
+    return 2
+  suffixes = ("", ".eq.json", ".ParametricEQ.txt", ".analysis.json") + (".png",) * args.plot
+  return _each_track(args.inputs, "process", functools.partial(_process_work, args, reference),
+                     Path(args.out), suffixes, args.skip_existing, args.workers)
 
 
 def analyze_command(args) -> int:
@@ -256,7 +379,7 @@ def analyze_command(args) -> int:
     analysis = auto.analyze(audio, rate, instrument=args.instrument, **reference)
     tqdm.write(_track_line(track, analysis, auto.targets))
 
-  return _each_track(args.inputs, "analyze", work)
+  return _each_track(args.inputs, "analyze", lambda: work)
 
 
 def classes_command(args) -> int:
@@ -290,7 +413,7 @@ def apply_command(args) -> int:
     if not args.quiet:
       tqdm.write(f"{track}: {out}")
 
-  return _each_track(args.inputs, "apply", work, Path(args.out), ("",), args.skip_existing)
+  return _each_track(args.inputs, "apply", lambda: work, Path(args.out), ("",), args.skip_existing)
 
 
 def _class_folders(root: Path) -> dict[str, Path]:
@@ -351,6 +474,13 @@ def targets_build_command(args) -> int:
   return 1 if failures else 0
 
 
+def _count(value: str) -> int:
+  """A whole number >= 1 (argparse names the option when this raises)."""
+  if not value.strip().isdigit() or int(value) < 1:
+    raise argparse.ArgumentTypeError(f"{value!r}: expected a whole number of at least 1")
+  return int(value)
+
+
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(prog="jaxeq", description=__doc__.splitlines()[0],
                                    epilog="\n".join(__doc__.splitlines()[2:8]),
@@ -384,6 +514,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="scale the EQ's gains: 0 (none) to 2 (double); default 1")
   process.add_argument("--plot", action="store_true", help="also write a PNG of the analysis")
   resumable(process)
+  process.add_argument("--workers", type=_count, default=os.cpu_count() or 1,
+                       help="processes to spread the tracks over, each loading the models once "
+                       f"(default: the machine's cores, {os.cpu_count() or 1}; 1 works in this "
+                       "process)")
   automatic(command("analyze", analyze_command))
   command("classes", classes_command)
 
