@@ -15,18 +15,18 @@ def filter_channels(audio, sample_rate: int, eq: EQ) -> np.ndarray:
   The biquads run in float64 (scipy `sosfilt`), which low corner frequencies at high
   sample rates need.
   """
-  audio = check_audio(audio, sample_rate)
-  # One contiguous row per channel: sosfilt's inner loop runs along the last axis.
-  return eq_channels(np.ascontiguousarray(np.atleast_2d(audio.T), dtype=np.float64), sample_rate, eq)
+  return eq_channels(np.atleast_2d(check_audio(audio, sample_rate).T), sample_rate, eq)
 
 
 def eq_channels(channels: np.ndarray, sample_rate: int, eq: EQ) -> np.ndarray:
-  """`(channels, samples)` float64 through `eq`: the core of `filter_channels`."""
+  """`(channels, samples)` float64 through `eq`: the core of `filter_channels`. `channels`
+  may be any float array, a transposed view too: sosfilt copies it into one contiguous
+  float64 row per channel (its inner loop runs along the last axis), a copy made once."""
   return signal.sosfilt(eq.to_sos(sample_rate), channels, axis=-1)
 
 
 def apply_eq(audio, sample_rate: int, eq: EQ) -> np.ndarray:
   """`audio` filtered by `eq`, designed at the audio's own rate; same shape and dtype out."""
   audio = check_audio(audio, sample_rate)
-  out = filter_channels(audio, sample_rate, eq)
+  out = eq_channels(np.atleast_2d(audio.T), sample_rate, eq)
   return out.T.reshape(audio.shape).astype(audio.dtype, copy=False)

@@ -104,9 +104,10 @@ def _frames(signal: np.ndarray, hop: int, count: int | None = None) -> np.ndarra
   return view[: (count - 1) * hop + 1 : hop]
 
 
-def _frame_power_db(frames: np.ndarray, window: np.ndarray) -> np.ndarray:
-  """Mean-square level of each windowed frame in dBFS (a full-scale sine reads -3 dB)."""
-  energy = np.einsum("ft,t->f", frames**2, window**2) / np.sum(window**2)
+def _frame_power_db(squared_frames: np.ndarray, window: np.ndarray) -> np.ndarray:
+  """Mean-square level of each windowed frame in dBFS (a full-scale sine reads -3 dB), from
+  `_frames` of the squared signal (squaring the signal once, not every overlapping frame)."""
+  energy = np.einsum("ft,t->f", squared_frames, window**2) / np.sum(window**2)
   return 10 * np.log10(np.maximum(energy, 1e-30))
 
 
@@ -150,7 +151,7 @@ def spectrum_and_noise_floor(audio, sample_rate: int,
   signal = _analysis_signal(audio, sample_rate)
   window = np.hanning(N_FFT + 1)[:-1].astype(np.float32)  # periodic Hann
   frames = _frames(signal, HOP)
-  level_db = _frame_power_db(frames, window)
+  level_db = _frame_power_db(_frames(signal**2, HOP), window)
   if level_db.max() < SILENCE_DBFS:
     raise AudioError(f"audio is silent (loudest frame {level_db.max():.0f} dBFS)")
   kept = np.flatnonzero(level_db >= level_db.max() - GATE_DB)
@@ -205,7 +206,9 @@ def log_spectrogram_windows(audio, sample_rate: int, max_windows: int | None = N
   padded[:usable] = signal[:usable]
   hann = np.hanning(N_FFT + 1)[:-1].astype(np.float32)
   frames = [_frames(padded[w * window_len:], hop, WINDOW_FRAMES) for w in range(count)]
-  levels = np.array([np.max(_frame_power_db(f, hann)) for f in frames])
+  squared = padded**2
+  levels = np.array([np.max(_frame_power_db(_frames(squared[w * window_len:], hop, WINDOW_FRAMES),
+                                            hann)) for w in range(count)])
   if levels.max() < SILENCE_DBFS:
     raise AudioError(f"audio is silent (loudest frame {levels.max():.0f} dBFS)")
   keep = np.flatnonzero(levels >= levels.max() - GATE_DB)
