@@ -32,6 +32,9 @@ MAX_PEAK = 10 ** (LOSSLESS_CEILING_DBTP / 20)
 # peak and recovers with a `RELEASE_S` time constant after it.
 OVERSAMPLING, TRUE_PEAK_RATE = 4, 192000
 LOOKAHEAD_S, RELEASE_S = 0.005, 0.01
+# Intersample peaks of real audio stay within this of the sample peaks around them: chunks
+# further under the ceiling are not oversampled.
+INTERSAMPLE_MARGIN_DB = 6.0
 # Limiting costs a little loudness; the make-up gain is raised to win it back, by at most this.
 MAX_EXTRA_GAIN_DB, MAX_ROUNDS = 12.0, 8
 _LOUDNESS_TOLERANCE_LU = 0.05
@@ -60,15 +63,31 @@ def weighted_power(weighted: np.ndarray) -> np.ndarray:
 
 def power_loudness(power: np.ndarray, sample_rate: int) -> float:
   """The gated loudness (LUFS) of a `weighted_power`."""
+  return gate(block_powers(power, gating_blocks(len(power), sample_rate)))
+
+
+def block_powers(power: np.ndarray, blocks: tuple[np.ndarray, int]) -> np.ndarray:
+  """The mean of `power` over each of `blocks` (`gating_blocks`)."""
+  starts, block = blocks
+  cumulative = np.concatenate([[0.0], np.cumsum(power)])
+  return (cumulative[starts + block] - cumulative[starts]) / block
+
+
+def gating_blocks(samples: int, sample_rate: int) -> tuple[np.ndarray, int]:
+  """`(starts, length)` of the 400 ms gating blocks, overlapping by 75 %; a clip shorter than
+  a block is one block."""
   block = int(BLOCK_SECONDS * sample_rate)
-  if len(power) <= block:
-    z = np.mean(power, keepdims=True)
-  else:
-    count = int(round((len(power) / sample_rate - BLOCK_SECONDS) / (BLOCK_SECONDS * BLOCK_STEP))) + 1
-    starts = (BLOCK_SECONDS * BLOCK_STEP * np.arange(count) * sample_rate).astype(int)
-    starts = starts[starts + block <= len(power)]
-    cumulative = np.concatenate([[0.0], np.cumsum(power)])
-    z = (cumulative[starts + block] - cumulative[starts]) / block  # weighted power per block
+  if samples <= block:
+    return np.zeros(1, int), samples
+  count = int(round((samples / sample_rate - BLOCK_SECONDS) / (BLOCK_SECONDS * BLOCK_STEP))) + 1
+  starts = (BLOCK_SECONDS * BLOCK_STEP * np.arange(count) * sample_rate).astype(int)
+  return starts[starts + block <= samples], block
+
+
+def gate(block_power: np.ndarray) -> float:
+  """The loudness (LUFS) of the gating blocks' mean powers, after the absolute and relative
+  gates."""
+  z = block_power
   with np.errstate(divide="ignore"):
     block_lufs = -0.691 + 10 * np.log10(z)
     gated = z[block_lufs > ABSOLUTE_GATE_LUFS]
@@ -85,26 +104,48 @@ def ceiling_dbtp(subtype: str) -> float:
   return LOSSY_CEILING_DBTP if lossy else LOSSLESS_CEILING_DBTP
 
 
-def true_peak_envelope(channels: np.ndarray, sample_rate: int,
-                       chunk: int = 1 << 14) -> np.ndarray:
+def true_peak_envelope(channels: np.ndarray, sample_rate: int) -> np.ndarray:
   """`(samples,)` float32: at each sample, the largest magnitude of any channel there and on
-  the oversampled signal up to the next sample (soxr's interpolation). Worked through in
-  overlapping chunks, so memory stays small for long tracks."""
-  factor = max(1, min(OVERSAMPLING, TRUE_PEAK_RATE // sample_rate))
-  channels = np.asarray(channels, np.float32)
-  envelope = np.max(np.abs(channels), axis=0)
-  if factor == 1:
-    return envelope
-  margin, n = 512, channels.shape[1]  # well beyond soxr's filter: the seams are exact
-  for start in range(0, n, chunk):
-    lo, hi = max(0, start - margin), min(n, start + chunk + margin)
-    up = soxr.resample(channels[:, lo:hi].T, sample_rate, factor * sample_rate, quality="MQ")
-    rows = np.abs(up[(start - lo) * factor:(min(n, start + chunk) - lo) * factor])
-    points = rows.reshape(-1, factor * rows.shape[1])  # one row per input sample
-    part = envelope[start:start + len(points)]
+  the oversampled signal up to the next sample (BS.1770's true peak)."""
+  return TruePeaks(channels, sample_rate).envelope_above(0.0)
+
+
+class TruePeaks:
+  """The true-peak envelope of `(channels, samples)` audio, oversampled (soxr) chunk by chunk
+  only where it is asked for: quiet stretches never need it. Overlapping chunks keep memory
+  small for long tracks and the seams exact."""
+
+  def __init__(self, channels: np.ndarray, sample_rate: int, chunk: int = 1 << 14):
+    self.channels = np.asarray(channels, np.float32)
+    self.sample_rate, self.chunk = sample_rate, chunk
+    self.factor = max(1, min(OVERSAMPLING, TRUE_PEAK_RATE // sample_rate))
+    self.envelope = np.abs(self.channels[0])  # the sample peaks, to start with
+    for channel in self.channels[1:]:  # faster than a reduction along the short axis
+      np.maximum(self.envelope, np.abs(channel), out=self.envelope)
+    starts = np.arange(0, len(self.envelope), chunk)
+    self._chunk_peaks = np.maximum.reduceat(self.envelope, starts)
+    self._done = np.full(len(starts), self.factor == 1)
+
+  def envelope_above(self, level: float) -> np.ndarray:
+    """The envelope, true peaks found in every chunk whose sample peak comes within
+    `INTERSAMPLE_MARGIN_DB` of `level` (linear); elsewhere the sample peaks."""
+    wanted = ~self._done & (self._chunk_peaks >= level * 10 ** (-INTERSAMPLE_MARGIN_DB / 20))
+    for index in np.flatnonzero(wanted):
+      self._oversample(index * self.chunk)
+    self._done |= wanted
+    return self.envelope
+
+  def _oversample(self, start: int) -> None:
+    n, factor, margin = self.channels.shape[1], self.factor, 512  # margin: past soxr's filter
+    stop = min(n, start + self.chunk)
+    lo, hi = max(0, start - margin), min(n, stop + margin)
+    up = soxr.resample(self.channels[:, lo:hi].T, self.sample_rate, factor * self.sample_rate,
+                       quality="MQ")
+    rows = np.abs(up[(start - lo) * factor:(stop - lo) * factor])
+    points = rows.reshape(stop - start, -1)  # one row per input sample
+    part = self.envelope[start:stop]
     for column in points.T:  # a loop over a few columns beats a reduction along a short axis
       np.maximum(part, column, out=part)
-  return envelope
 
 
 def peak_reduction_db(envelope: np.ndarray, sample_rate: int, gain_db: float,
@@ -112,20 +153,22 @@ def peak_reduction_db(envelope: np.ndarray, sample_rate: int, gain_db: float,
   """`(samples,)` float32: how far (dB) the limiter turns each sample down when `envelope`
   (see `true_peak_envelope`) is raised by `gain_db` and its true peaks must stay under
   `ceiling_db`. The limiter only works on the stretches around peaks."""
-  with np.errstate(divide="ignore"):
-    over = (gain_db - ceiling_db + 20 * np.log10(envelope)).astype(np.float32, copy=False)
-  reduction = np.zeros(len(over), np.float32)
-  peaks = np.flatnonzero(over > 0)
+  reduction = np.zeros(len(envelope), np.float32)
+  threshold = 10 ** ((ceiling_db - gain_db) / 20)
+  peaks = np.flatnonzero(envelope > threshold)
   if len(peaks) == 0:
     return reduction
   window = max(1, int(LOOKAHEAD_S * sample_rate))
   # After a peak the reduction falls under 1e-4 dB within `tail`: stretches of peaks further
   # apart than that (and the lookahead) are limited separately.
-  tail = int(RELEASE_S * sample_rate * math.log(float(over.max()) / 1e-4 + 1)) + window
+  most = 20 * math.log10(float(np.max(envelope[peaks])) / threshold)
+  tail = int(RELEASE_S * sample_rate * math.log(most / 1e-4 + 1)) + window
   gaps = np.flatnonzero(np.diff(peaks) > tail + 2 * window)
   for first, last in zip(peaks[np.r_[0, gaps + 1]], peaks[np.r_[gaps, len(peaks) - 1]]):
-    lo, hi = max(0, first - window), min(len(over), last + tail)
-    reduction[lo:hi] = _smooth_reduction(np.maximum(over[lo:hi], 0.0), sample_rate, window)
+    lo, hi = max(0, first - window), min(len(envelope), last + tail)
+    with np.errstate(divide="ignore"):
+      over = np.maximum(20 * np.log10(envelope[lo:hi] / threshold), 0.0)
+    reduction[lo:hi] = _smooth_reduction(over, sample_rate, window)
   return reduction
 
 
@@ -144,12 +187,15 @@ def _smooth_reduction(over: np.ndarray, sample_rate: int, window: int) -> np.nda
   return np.maximum((total[window:] - total[:-window]) / window, over)  # `over`: float rounding
 
 
-def _limited_power(power: np.ndarray, gain_db: float, reduction: np.ndarray) -> np.ndarray:
-  """`power` after `gain_db`, less `reduction` where the limiter works."""
-  out = power * 10 ** (gain_db / 10)
-  limited = np.flatnonzero(reduction)
-  out[limited] *= 10 ** (-reduction[limited] / 10)
-  return out
+def _limited_blocks(power: np.ndarray, blocks, plain: np.ndarray, gain_db: float,
+                    reduction: np.ndarray) -> np.ndarray:
+  """The gating blocks' mean powers after `gain_db` and the limiter's `reduction`, from those
+  of `power` itself (`plain`): only the limited samples are summed again."""
+  starts, block = blocks
+  at = np.flatnonzero(reduction)
+  change = np.concatenate([[0.0], np.cumsum(power[at] * (10 ** (-reduction[at] / 10) - 1))])
+  inside = change[np.searchsorted(at, starts + block)] - change[np.searchsorted(at, starts)]
+  return (plain + inside / block) * 10 ** (gain_db / 10)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,19 +219,22 @@ def match_loudness(processed, sample_rate: int, weighted: np.ndarray, target_luf
   """
   channels = np.atleast_2d(np.asarray(processed).T)
   power = weighted_power(weighted)
-  current = power_loudness(power, sample_rate)
+  blocks = gating_blocks(len(power), sample_rate)
+  plain = block_powers(power, blocks)
+  current = gate(plain)
   finite = math.isfinite(target_lufs) and math.isfinite(current)
   makeup = target_lufs - current if finite else 0.0
-  envelope = true_peak_envelope(channels, sample_rate)
+  peaks = TruePeaks(channels, sample_rate)
   most = makeup + MAX_EXTRA_GAIN_DB
   tried = []  # (make-up gain, loudness change) of each round, for the secant step
   for _ in range(MAX_ROUNDS):
+    envelope = peaks.envelope_above(10 ** ((ceiling_db - makeup) / 20))
     reduction = peak_reduction_db(envelope, sample_rate, makeup, ceiling_db)
     limited = float(np.max(reduction))
     if limited == 0.0 or not finite:
       change = 0.0
       break
-    change = power_loudness(_limited_power(power, makeup, reduction), sample_rate) - target_lufs
+    change = gate(_limited_blocks(power, blocks, plain, makeup, reduction)) - target_lufs
     if change > -_LOUDNESS_TOLERANCE_LU or makeup >= most:
       break
     # Each dB of make-up wins back at most a dB of loudness, often less as the limiter
@@ -195,6 +244,7 @@ def match_loudness(processed, sample_rate: int, weighted: np.ndarray, target_luf
       slope = min(1.0, max(0.1, (change - tried[-1][1]) / (makeup - tried[-1][0])))
     tried.append((makeup, change))
     makeup = min(makeup - change / slope, most)
-  out = (channels * 10 ** ((makeup - reduction) / 20)).T.reshape(np.shape(processed))
+  gain = 10 ** ((makeup - reduction) / 20) if limited else np.float32(10 ** (makeup / 20))
+  out = (channels * gain).T.reshape(np.shape(processed))
   return (out.astype(np.asarray(processed).dtype, copy=False),
           LevelMatch(float(makeup), float(limited), float(change)))
