@@ -4,6 +4,11 @@ The EQ should change a track's tone, not its level (DESIGN.md §2), so processed
 brought back to its input's loudness. The K-weighting is two cookbook biquads (a +4 dB high
 shelf at 1.5 kHz and a 38 Hz high pass, as pyloudnorm designs them for any rate), run by
 `apply_eq`; gating follows BS.1770-4 with 400 ms blocks overlapping by 75 %.
+
+Where the make-up gain would push peaks over the ceiling, a lookahead true-peak limiter takes
+them down (`match_loudness`), rather than the whole track: turning a boosted drum hit down to
+fit its peak lost up to 6.5 LU. (pedalboard's `Limiter`, JUCE's, has no lookahead nor true-peak
+detection and ends in a hard clipper, so it is not used.)
 """
 
 from __future__ import annotations
@@ -227,7 +232,7 @@ def match_loudness(processed, sample_rate: int, weighted: np.ndarray, target_luf
   peaks = TruePeaks(channels, sample_rate)
   most = makeup + MAX_EXTRA_GAIN_DB
   tried = []  # (make-up gain, loudness change) of each round, for the secant step
-  for _ in range(MAX_ROUNDS):
+  for round_ in range(MAX_ROUNDS):
     envelope = peaks.envelope_above(10 ** ((ceiling_db - makeup) / 20))
     reduction = peak_reduction_db(envelope, sample_rate, makeup, ceiling_db)
     limited = float(np.max(reduction))
@@ -235,8 +240,8 @@ def match_loudness(processed, sample_rate: int, weighted: np.ndarray, target_luf
       change = 0.0
       break
     change = gate(_limited_blocks(power, blocks, plain, makeup, reduction)) - target_lufs
-    if change > -_LOUDNESS_TOLERANCE_LU or makeup >= most:
-      break
+    if change > -_LOUDNESS_TOLERANCE_LU or makeup >= most or round_ == MAX_ROUNDS - 1:
+      break  # `reduction` is the limiter's for this `makeup`
     # Each dB of make-up wins back at most a dB of loudness, often less as the limiter
     # takes more: step by the shortfall over the slope seen so far.
     slope = 1.0
