@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -22,14 +23,15 @@ import pytest
 from jaxeq import models, trainer
 
 ROOT = Path(__file__).resolve().parents[1]
-# The smoke run, smaller still: two 8-step epochs of batch 64 (32 per process), a small CNN.
+# The smoke run, smaller still: two 8-step epochs of batch 64 (32 per process), a small CNN,
+# a checkpoint an epoch.
 TINY_CONFIG = """
 from experiments import base_train
 
 def get_config():
   config = base_train.get_config("smoke")
   config.model_kwargs = {"features": (8, 8), "width": 32, "depth": 2}
-  config.update(train_size=512, val_size=64, test_size=64, eval_every=4, checkpoint_every=4,
+  config.update(train_size=512, val_size=64, test_size=64, eval_every=8, checkpoint_every=8,
                 log_every=4, progress=False)
   return config
 """
@@ -66,20 +68,29 @@ def command(config_file, workdir, *flags):
           f"--config={config_file}", *flags]
 
 
+def process(setup, workdir, *flags, **env) -> subprocess.Popen:
+  """The experiment in a process of its own, its output in a file beside `workdir` (a pipe
+  left unread could fill and stall it, and the job with it)."""
+  config_file, cache = setup
+  fd, log = tempfile.mkstemp(dir=Path(workdir).parent, prefix=f"{Path(workdir).name}-",
+                             suffix=".log")
+  p = subprocess.Popen(command(config_file, workdir, *flags), cwd=ROOT,
+                       env=environment(cache, **env), stdout=fd, stderr=subprocess.STDOUT)
+  os.close(fd)
+  p.log = Path(log)
+  return p
+
+
+def output(p: subprocess.Popen, timeout=240) -> str:
+  p.wait(timeout=timeout)
+  return p.log.read_text()
+
+
 def slurm_task(setup, workdir, port, task):
   """Task `task` of a two-task SLURM step on this host."""
-  config_file, cache = setup
-  env = environment(cache, SLURM_JOB_ID="4242", SLURM_STEP_NODELIST="localhost", SLURM_NTASKS="2",
-                    SLURM_PROCID=str(task), SLURM_LOCALID=str(task),
-                    JAX_COORDINATOR_PORT=str(port))
-  return subprocess.Popen(command(config_file, workdir), cwd=ROOT, env=env, text=True,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-
-
-def process(setup, workdir, *flags):
-  config_file, cache = setup
-  return subprocess.Popen(command(config_file, workdir, *flags), cwd=ROOT, env=environment(cache),
-                          text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+  return process(setup, workdir, SLURM_JOB_ID="4242", SLURM_STEP_NODELIST="localhost",
+                 SLURM_NTASKS="2", SLURM_PROCID=str(task), SLURM_LOCALID=str(task),
+                 JAX_COORDINATOR_PORT=str(port))
 
 
 def flagged_process(setup, workdir, port, index, *flags):
@@ -88,10 +99,7 @@ def flagged_process(setup, workdir, port, index, *flags):
 
 
 def finish(processes, timeout=240) -> list[str]:
-  outputs = []
-  for p in processes:
-    out, _ = p.communicate(timeout=timeout)
-    outputs.append(out)
+  outputs = [output(p, timeout) for p in processes]
   for p, out in zip(processes, outputs):
     assert p.returncode == 0, out[-3000:]
   return outputs
@@ -104,17 +112,21 @@ def saved_steps(workdir) -> list[int]:
 
 
 def test_a_killed_two_process_job_resumes_to_the_parameters_of_one_process(setup, tmp_path):
+  # One process, the same global batch of 64 (first: the job finds most programs compiled).
+  reference = tmp_path / "one_process"
+  finish([process(setup, reference)])
+
   port = free_port()
   job = tmp_path / "job"
   tasks = [slurm_task(setup, job, port, task) for task in (0, 1)]
   deadline = time.time() + 240
   while not saved_steps(job):
     assert all(t.poll() is None for t in tasks) and time.time() < deadline, \
-        "\n".join(t.communicate()[0][-2000:] for t in tasks)
+        "\n".join(t.log.read_text()[-2000:] for t in tasks)
     time.sleep(0.01)
   for t in tasks:
     t.send_signal(signal.SIGKILL)
-    t.communicate()
+    t.wait()
   assert not (job / "test_metrics.json").exists(), "the job finished before the kill"
   killed_at = saved_steps(job)[-1]
   assert killed_at < NUM_STEPS
@@ -137,9 +149,6 @@ def test_a_killed_two_process_job_resumes_to_the_parameters_of_one_process(setup
   config = json.loads((job / "config.json").read_text())
   assert config["process_count"] == 2 and config["device_count"] == 2
 
-  # One process, the same global batch of 64.
-  reference = tmp_path / "one_process"
-  finish([process(setup, reference)])
   metrics = json.loads((reference / "test_metrics.json").read_text())
   assert json.loads((job / "test_metrics.json").read_text())["mae_db"] == pytest.approx(
       metrics["mae_db"], rel=1e-5)
@@ -157,7 +166,7 @@ def test_a_batch_that_does_not_split_over_the_processes_stops_both_with_one_line
   processes = [flagged_process(setup, tmp_path / "job", port, i, "--config.batch_size=63")
                for i in (0, 1)]
   for p in processes:
-    out, _ = p.communicate(timeout=120)
+    out = output(p, 120)
     assert p.returncode != 0
     errors = [line for line in out.splitlines() if "batch_size" in line]
     assert errors == ["base_train: config.batch_size=63 does not split over the job's 2 devices "
@@ -174,7 +183,7 @@ def test_an_unreachable_coordinator_is_one_line_within_the_timeout(setup, tmp_pa
   lone = [flagged_process(setup, tmp_path / f"job{i}", port, i, "--distributed_timeout=2")
           for i, port in zip((1, 0), ports)]
   start = time.time()
-  outputs = [p.communicate(timeout=120)[0] for p in lone]
+  outputs = [output(p, 120) for p in lone]
   assert time.time() - start < 60 and all(p.returncode != 0 for p in lone)
   assert outputs[0].strip().splitlines()[-1].startswith(
       f"base_train: cannot reach the coordinator at localhost:{ports[0]} within 2 s")
