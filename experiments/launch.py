@@ -116,20 +116,23 @@ def start_distributed(coordinator_address: str | None = None, num_processes: int
                       "and --process_id go together")
   if timeout_s <= 0:
     raise LaunchError(f"--distributed_timeout={timeout_s} must be a positive number of seconds")
+  deadline = time.monotonic() + timeout_s
   address, count, index, local_devices = clusters.ClusterEnv.auto_detect_unset_distributed_params(
       coordinator_address, num_processes, process_id, None, None, timeout_s)
   if count < 1 or not 0 <= index < count:
     raise LaunchError(f"--process_id={index} must be in 0..{count - 1} (--num_processes={count})")
   if count == 1 and cluster is not None and coordinator_address is None:
     return False  # a one-task allocation: nothing to join
+  host, port = _host_and_port(address)
   if index != 0:
-    _wait_for_coordinator(address, timeout_s)
+    _wait_for_coordinator(address, host, port, deadline, timeout_s)
   # XLA aborts a process that cannot join (with a stack trace, after its own timeout): stop
   # first, with what to fix.
-  watchdog = threading.Timer(timeout_s, _give_up, (
-      f"{'not every one of the' if index == 0 else 'process ' + str(index) + ' of'} {count} "
-      f"processes joined the coordinator at {address} within {timeout_s} s: start all of them "
-      "(srun -n, mpirun -n, or one per --process_id), or raise --distributed_timeout",))
+  who = (f"not every one of the {count} processes joined" if index == 0 else
+         f"process {index} of {count}: not every process joined")
+  watchdog = threading.Timer(max(deadline - time.monotonic(), 0.1), _give_up, (
+      f"{who} the coordinator at {address} within {timeout_s} s: start all of them (srun -n, "
+      "mpirun -n, or one per --process_id), or raise --distributed_timeout",))
   watchdog.daemon = True
   watchdog.start()
   jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU processes talk via gloo
@@ -139,15 +142,19 @@ def start_distributed(coordinator_address: str | None = None, num_processes: int
   return True
 
 
-def _wait_for_coordinator(address: str, timeout_s: float) -> None:
-  """Returns once something listens at `address` (HOST:PORT); one line and exit otherwise."""
+def _host_and_port(address: str) -> tuple[str, int]:
   host, _, port = address.rpartition(":")
   if not host or not port.isdigit():
     raise LaunchError(f"--coordinator_address={address!r} must be HOST:PORT")
-  deadline = time.monotonic() + timeout_s
+  return host.strip("[]"), int(port)
+
+
+def _wait_for_coordinator(address: str, host: str, port: int, deadline: float,
+                          timeout_s: float) -> None:
+  """Returns once something listens at `host:port`; `LaunchError` at `deadline`."""
   while True:
     try:
-      with socket.create_connection((host.strip("[]"), int(port)), timeout=1.0):
+      with socket.create_connection((host, port), timeout=1.0):
         return
     except OSError as error:
       if time.monotonic() >= deadline:

@@ -8,6 +8,7 @@ killed midway resumes from its checkpoint to the same end.
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -212,3 +213,16 @@ def test_the_experiments_import_without_starting_jax(tmp_path):
   result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=environment(tmp_path),
                           capture_output=True, text=True, timeout=120)
   assert result.returncode == 0 and result.stdout.split() == ["1"], result.stderr[-2000:]
+
+
+def test_launch_flags_that_do_not_go_together_are_one_line_errors(monkeypatch):
+  from experiments import launch
+  for name in [k for k in os.environ if k.startswith(("SLURM_", "OMPI_", "JAX_COORDINATOR"))]:
+    monkeypatch.delenv(name)
+  assert launch.start_distributed() is False  # no cluster, no flags: one process
+  cases = [(("localhost:1234", 2, None), "--process_id missing: outside a cluster JAX detects"),
+           (("localhost", 2, 1), "--coordinator_address='localhost' must be HOST:PORT"),
+           (("localhost:1234", 2, 2), "--process_id=2 must be in 0..1 (--num_processes=2)")]
+  for flags, message in cases:
+    with pytest.raises(launch.LaunchError, match=re.escape(message)):
+      launch.start_distributed(*flags, timeout_s=5)
