@@ -10,8 +10,9 @@
 The correction is made where the track and its target carry energy (the audible band,
 `jaxeq.spectrum.correction_weight`) and nowhere else: the difference is 0 outside it, and the
 EQ never boosts more than `QUIET_BOOST_DB` where the track is more than
-`jaxeq.spectrum.AUDIBLE_BELOW_DB` under its loudest third-octave. A track with almost no audible
-band (a sine, a click) keeps a flat EQ.
+`jaxeq.spectrum.AUDIBLE_BELOW_DB` under its loudest third-octave, or less than
+`jaxeq.spectrum.NOISE_MARGIN_DB` above its noise floor. A track with almost no audible band
+(a sine, a click) keeps a flat EQ.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ from jaxeq.layouts import get_layout
 from jaxeq.loudness import K_WEIGHTING, LOSSLESS_CEILING_DBTP, gated_loudness, match_loudness
 from jaxeq.matcher import Matcher, load_matcher
 from jaxeq.processing import apply_eq, eq_channels, filter_channels
-from jaxeq.spectrum import (FREQS, SAMPLE_RATE, correction_weight, difference, long_term_spectrum,
-                            without_energy, zero_centre)
+from jaxeq.spectrum import (FREQS, SAMPLE_RATE, correction_weight, difference, in_noise,
+                            long_term_spectrum, spectrum_and_noise_floor, without_energy,
+                            zero_centre)
 from jaxeq.targets import BLEND_TOP, TargetBank, load_targets
 
 MAX_AMOUNT = 2.0
@@ -57,6 +59,7 @@ class Analysis:
   difference: np.ndarray  # what the EQ should do (target − input, smoothed, ≤ 12 dB)
   eq: EQ
   note: str | None = None  # why the EQ is flat or limited, when it is
+  noise_floor: np.ndarray | None = None  # the input's noise floor (FLOOR_DB where none found)
   # Set by `AutoEQ.process`: the gain after the EQ that matches the input's loudness, the
   # most the true-peak limiter took off a peak (dB), and the loudness change that remains.
   makeup_gain_db: float | None = None
@@ -116,14 +119,20 @@ class Analysis:
             "loudness_change_lu": self.loudness_change_lu, "limited_db": self.limited_db,
             "eq": self.eq.to_dict(), "freqs_hz": FREQS.tolist(),
             **{name: np.round(getattr(self, name), 3).tolist()
-               for name in ("spectrum", "target", "weight", "difference")}}
+               for name in ("spectrum", "noise_floor", "target", "weight", "difference")
+               if getattr(self, name) is not None}}
 
 
-def limit_quiet_boosts(eq: EQ, spectrum_db, max_boost_db: float = QUIET_BOOST_DB) -> EQ:
+def limit_quiet_boosts(eq: EQ, spectrum_db, noise_floor_db=None,
+                       max_boost_db: float = QUIET_BOOST_DB) -> EQ:
   """`eq` with its boosting bands scaled down (all by one factor) until it boosts at most
   `max_boost_db` where the track has no energy: more than `AUDIBLE_BELOW_DB` under its
-  loudest third-octave. Cuts are kept as they are."""
-  quiet = FREQS[without_energy(spectrum_db)]
+  loudest third-octave, or, given its noise floor, within `NOISE_MARGIN_DB` of that (a boost
+  there would only raise the hiss). Cuts are kept as they are."""
+  quiet = without_energy(spectrum_db)
+  if noise_floor_db is not None:
+    quiet |= in_noise(spectrum_db, noise_floor_db)
+  quiet = FREQS[quiet]
 
   def boosts_scaled(scale: float) -> EQ:
     return EQ(dataclasses.replace(b, gain_db=b.gain_db * scale) if b.gain_db > 0 else b
@@ -185,7 +194,7 @@ class AutoEQ:
     `jaxeq.FREQS`, e.g. from `reference_target`) does the same for a curve already at hand.
     """
     audio = check_audio(audio, sample_rate)
-    spectrum = long_term_spectrum(audio, sample_rate)
+    spectrum, floor = spectrum_and_noise_floor(audio, sample_rate)
     probabilities = mix = None
     if reference is not None:
       target = reference_target(reference, reference_rate or sample_rate)
@@ -199,7 +208,7 @@ class AutoEQ:
         target, mix = self.targets.target(instrument), {instrument: 1.0}
     else:
       target, instrument = np.asarray(zero_centre(target)), None
-    weight = np.asarray(correction_weight(target, spectrum))
+    weight = np.asarray(correction_weight(target, spectrum, floor))
     diff = np.asarray(difference(target, spectrum, weight))
     eq = self._match(diff, weight, sample_rate)
     note, octaves = None, audible_octaves(weight)
@@ -208,12 +217,13 @@ class AutoEQ:
       note = (f"EQ left flat: the track and its target share only {octaves:.1f} octaves of "
               f"audible band (a pure tone or a click has nothing to equalise)")
     else:
-      limited = limit_quiet_boosts(eq, spectrum)
+      limited = limit_quiet_boosts(eq, spectrum, floor)
       if limited is not eq:
         note = (f"boosts scaled down to at most {QUIET_BOOST_DB:g} dB where the track has no "
-                f"energy")
+                f"energy or is mostly noise")
       eq = limited
-    return Analysis(instrument, probabilities, spectrum, target, mix, weight, diff, eq, note)
+    return Analysis(instrument, probabilities, spectrum, target, mix, weight, diff, eq, note,
+                    noise_floor=floor)
 
   def _match(self, diff, weight, sample_rate: int) -> EQ:
     """The matcher's EQ for `diff`, with no band above what `sample_rate` allows

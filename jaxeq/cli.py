@@ -34,7 +34,7 @@ from tqdm import tqdm
 from jaxeq.atomic import write_text_atomically
 from jaxeq.audio_io import AudioError, find_audio_files, load_audio, save_audio
 from jaxeq.eq import EQ
-from jaxeq.loudness import MAX_PEAK, ceiling_dbtp
+from jaxeq.loudness import MAX_PEAK, ceiling_dbtp, true_peak_envelope
 from jaxeq.processing import apply_eq
 
 
@@ -405,10 +405,15 @@ def apply_command(args) -> int:
     out, = outputs
     audio, rate = load_audio(track)
     processed = apply_eq(audio, rate, eq)
-    peak = float(np.max(np.abs(processed)))
-    if peak > MAX_PEAK and not sf.info(track).subtype.startswith(("FLOAT", "DOUBLE")):
-      processed *= MAX_PEAK / peak  # integer formats would clip
-      _fail(f"{track}: lowered by {20 * np.log10(peak / MAX_PEAK):.1f} dB to avoid clipping")
+    # Integer formats would clip, and lossy ones decode above their true peak: the EQ the
+    # user chose is kept exactly, the whole track lowered (and said so).
+    subtype = sf.info(track).subtype
+    ceiling = 10 ** (ceiling_dbtp(subtype) / 20)
+    peak = float(np.max(true_peak_envelope(np.atleast_2d(processed.T), rate)))
+    if peak > ceiling and (ceiling < MAX_PEAK or not subtype.startswith(("FLOAT", "DOUBLE"))):
+      processed *= ceiling / peak
+      _fail(f"{track}: lowered by {20 * np.log10(peak / ceiling):.1f} dB to keep its true peak "
+            f"under {ceiling_dbtp(subtype):g} dBTP")
     _save_like(track, out, processed, rate)
     if not args.quiet:
       tqdm.write(f"{track}: {out}")

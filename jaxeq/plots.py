@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from jaxeq.atomic import atomic_path  # noqa: E402
-from jaxeq.spectrum import FREQS, SAMPLE_RATE, zero_centre  # noqa: E402
+from jaxeq.spectrum import FLOOR_DB, FREQS, SAMPLE_RATE, zero_centre  # noqa: E402
 from jaxeq.targets import (REAL_RECORDINGS, REFERENCE_TRACKS, RENDERS,  # noqa: E402
                            SHIPPED_FALLBACK)
 
@@ -68,6 +68,10 @@ def plot_analysis(analysis, path, title: str = "") -> None:
     label = "target: " + " + ".join(f"{share:.0%} {name}"
                                     for name, share in (analysis.target_mix or {}).items())
   top.plot(FREQS, spectrum, color="0.45", lw=1.2, label="input")
+  floor = analysis.noise_floor
+  if floor is not None and np.any(floor > FLOOR_DB):
+    top.plot(FREQS, floor - np.mean(analysis.spectrum), color="0.45", lw=0.9, ls=":",
+             label="input's noise floor")
   top.plot(FREQS, analysis.target, color="C0", lw=1.6, label=label)
   top.plot(FREQS, np.asarray(zero_centre(spectrum + eq_curve)), color="C3", lw=1.2,
            label="input + EQ")

@@ -118,6 +118,23 @@ def test_no_boost_where_the_track_has_no_energy(auto):
   assert np.max(fitted.eq_curve()[quiet]) <= 3.0 + 1e-3
 
 
+def test_no_boost_into_the_hiss_under_a_track(auto):
+  # Three seconds of a band-limited instrument, then a second's gap; white hiss all along,
+  # 40 dB under the instrument per Hz: within 45 dB of its peak, but only noise above 8 kHz.
+  rate = 44100
+  playing = np.concatenate([_band_limited_noise(rate, 4000, seconds=3.0), np.zeros(rate, np.float32)])
+  hiss_rms = np.sqrt(np.mean(playing[:3 * rate] ** 2) * (rate / 2) / 4000) * 10 ** (-40 / 20)
+  hiss = (hiss_rms * np.random.default_rng(4).standard_normal(len(playing))).astype(np.float32)
+  bright = 2.0 * np.log2(jaxeq.FREQS / 1000)
+  analysis = auto.analyze(playing + hiss, rate, target=bright)
+  hissy = jaxeq.FREQS > 8000
+  assert np.all(jaxeq.audible_weight(analysis.spectrum)[hissy] > 0)  # the peak rule lets it in
+  assert np.all(analysis.weight[hissy] == 0) and np.all(analysis.difference[hissy] == 0)
+  assert np.max(analysis.eq_curve()[hissy]) <= 3.0 + 1e-3
+  assert analysis.noise_floor.shape == (256,)
+  assert "noise_floor" in analysis.to_dict()
+
+
 def test_a_pure_tone_gets_a_flat_eq_and_says_why(auto):
   rate = 44100
   tone = 0.3 * np.sin(2 * np.pi * 440 * np.arange(3 * rate) / rate).astype(np.float32)

@@ -91,8 +91,14 @@ def test_apply_never_overwrites_its_input_and_never_clips(tmp_path):
 
   ok = _jaxeq("apply", "loud.wav", "--eq", "boost.json", "--out", "out", cwd=tmp_path)
   assert ok.returncode == 0, ok.stderr
-  assert "to avoid clipping" in ok.stderr
+  assert "to keep its true peak under -0.1 dBTP" in ok.stderr
   out, _ = sf.read(tmp_path / "out" / "loud.wav")
+  assert np.max(np.abs(out)) < 1.0
+  # A lossy output keeps 1 dB of headroom, so that it decodes within full scale.
+  sf.write(tmp_path / "loud.ogg", loud, 44100)
+  lossy = _jaxeq("apply", "loud.ogg", "--eq", "boost.json", "--out", "out", cwd=tmp_path)
+  assert lossy.returncode == 0 and "under -1 dBTP" in lossy.stderr
+  out, _ = sf.read(tmp_path / "out" / "loud.ogg")
   assert np.max(np.abs(out)) < 1.0
 
 
