@@ -3,7 +3,8 @@
 A simulated two-task SLURM step (the environment `srun -n 2` gives its tasks) and the explicit
 `--coordinator_address/--num_processes/--process_id` flags run the base-train experiment as
 one job; its parameters match a one-process run with the same global batch, and a job
-killed midway resumes from its checkpoint to the same end.
+killed midway resumes from its checkpoint to the same end. Bad launches stop every process
+with one line; `jaxeq` commands leave a GPU's memory to other work.
 """
 
 import json
@@ -69,6 +70,20 @@ def command(config_file, workdir, *flags):
           f"--config={config_file}", *flags]
 
 
+@pytest.fixture(autouse=True)
+def no_process_left():
+  """Kills what a failing test left running (a job waiting for a process that died)."""
+  yield
+  while STARTED:
+    p = STARTED.pop()
+    if p.poll() is None:
+      p.kill()
+      p.wait()
+
+
+STARTED: list[subprocess.Popen] = []
+
+
 def process(setup, workdir, *flags, **env) -> subprocess.Popen:
   """The experiment in a process of its own, its output in a file beside `workdir` (a pipe
   left unread could fill and stall it, and the job with it)."""
@@ -79,6 +94,7 @@ def process(setup, workdir, *flags, **env) -> subprocess.Popen:
                        env=environment(cache, **env), stdout=fd, stderr=subprocess.STDOUT)
   os.close(fd)
   p.log = Path(log)
+  STARTED.append(p)
   return p
 
 
