@@ -1,7 +1,7 @@
 """End-to-end speed on a 3-minute stereo 44.1 kHz track: classification, and `jaxeq process`
 cold (one call, models loaded from scratch) and per track in a warm batch.
 
-    python -m benchmarks.pipeline [--data data/default] [--repeats 3]
+    python -m benchmarks.pipeline [--data data/default] [--repeats 3] [--workers 1 2] [--stages]
 
 The track is real rendered audio: test clips of the `default` dataset (rendered when
 absent) joined to 3 minutes and made stereo. Prints a Markdown table for RESULTS.md.
@@ -46,6 +46,42 @@ def three_minute_track(data_dir: Path) -> np.ndarray:
   return np.stack([mono, 0.8 * mono], axis=1).astype(np.float32)
 
 
+def stages(path: Path, repeats: int) -> dict[str, tuple[float, float]]:
+  """Each step of processing the track at `path` once, warm and in this process, one after
+  another: `(wall, CPU)` seconds, medians of `repeats`."""
+  from jaxeq import cli, loudness, processing, spectrum
+  auto = jaxeq.AutoEQ.from_pretrained()
+  audio, rate = jaxeq.load_audio(path)
+  analysis = auto.analyze(audio, rate)  # and compile
+  processed = processing.apply_eq(audio, rate, analysis.eq)
+  weighted = processing.filter_channels(processed, rate, loudness.K_WEIGHTING)
+  steps = {
+      "loading (24-bit WAV)": lambda: jaxeq.load_audio(path),
+      "long-term spectrum and noise floor": lambda: spectrum.spectrum_and_noise_floor(audio, rate),
+      "classifier windows": lambda: spectrum.log_spectrogram_windows(audio, rate, MAX_WINDOWS),
+      "classifier windows and network": lambda: auto.classifier.window_logits(
+          spectrum.log_spectrogram_windows(audio, rate, MAX_WINDOWS)),
+      "`AutoEQ.analyze` (all the above but loading, and the matcher)": lambda: auto.analyze(audio, rate),
+      "K-weighting (sosfilt)": lambda: processing.filter_channels(audio, rate, loudness.K_WEIGHTING),
+      "the EQ (sosfilt)": lambda: processing.apply_eq(audio, rate, analysis.eq),
+      "gated loudness": lambda: loudness.gated_loudness(weighted, rate),
+      "loudness match and true-peak limiter": lambda: loudness.match_loudness(
+          processed, rate, weighted, -20.0),
+      "`AutoEQ.process` (analysis to limited output)": lambda: auto.process(audio, rate),
+      "writing (24-bit WAV)": lambda: cli._save_like(path, path.with_name("out.wav"), processed, rate),
+  }
+  times = {}
+  for name, step in steps.items():
+    wall, cpu = [], []
+    for _ in range(repeats):
+      start, start_cpu = time.perf_counter(), time.process_time()
+      step()
+      wall.append(time.perf_counter() - start)
+      cpu.append(time.process_time() - start_cpu)
+    times[name] = statistics.median(wall), statistics.median(cpu)
+  return times
+
+
 def _seconds(command) -> float:
   start = time.perf_counter()
   done = subprocess.run(command, capture_output=True, text=True)
@@ -60,6 +96,11 @@ def main(argv=None) -> None:
   parser.add_argument("--data", default="data/default")
   parser.add_argument("--repeats", type=int, default=3)
   parser.add_argument("--batch", type=int, default=6, help="tracks in the warm batch")
+  parser.add_argument("--workers", type=int, nargs="+",
+                      help="time the batch with each of these `--workers` (default: the "
+                      "command's own default)")
+  parser.add_argument("--stages", action="store_true",
+                      help="also time each step of one warm track, in this process")
   args = parser.parse_args(argv)
   track = three_minute_track(dataset.ensure(args.data))
 
@@ -76,17 +117,22 @@ def main(argv=None) -> None:
     (work / "one").mkdir()
     (work / "batch").mkdir()
     sf.write(work / "one" / "track.wav", track, RATE, subtype="PCM_24")
+    steps = stages(work / "one" / "track.wav", args.repeats) if args.stages else {}
+    (work / "one" / "out.wav").unlink(missing_ok=True)
     for i in range(args.batch):
       shutil.copy(work / "one" / "track.wav", work / "batch" / f"track{i}.wav")
     jaxeq_process = [sys.executable, "-m", "jaxeq", "process"]
     cold = [_seconds([*jaxeq_process, work / "one", "--out", work / f"out{i}"])
             for i in range(args.repeats)]
-    batch = [_seconds([*jaxeq_process, work / "batch", "--out", work / f"batch_out{i}"])
-             for i in range(args.repeats)]
+    batches = {}
+    for n in args.workers or [None]:
+      workers = [] if n is None else ["--workers", str(n)]
+      batches[n] = statistics.median(
+          _seconds([*jaxeq_process, work / "batch", "--out", work / f"batch_out{n}_{i}", *workers])
+          for i in range(args.repeats))
   finally:
     shutil.rmtree(work)
-  cold_s, batch_s = statistics.median(cold), statistics.median(batch)
-  warm_s = (batch_s - cold_s) / (args.batch - 1)
+  cold_s = statistics.median(cold)
   print(f"machine: {os.cpu_count()} cores, jax {jax.__version__} on {jax.default_backend()}; "
         f"medians of {args.repeats}\n")
   print("| 3-min stereo 44.1 kHz track | seconds | target |")
@@ -94,7 +140,14 @@ def main(argv=None) -> None:
   print(f"| classification (`Classifier.predict`, {len(jaxeq.log_spectrogram_windows(track, RATE, MAX_WINDOWS))}"
         f" windows, warm) | {statistics.median(classify):.2f} | – |")
   print(f"| `jaxeq process`, cold (one call, one track) | {cold_s:.1f} | < 10 |")
-  print(f"| `jaxeq process`, warm: per track in a batch of {args.batch} | {warm_s:.2f} | < 1 |")
+  for n, batch_s in batches.items():
+    workers = "" if n is None else f", `--workers {n}`"
+    print(f"| `jaxeq process`, warm: per track in a batch of {args.batch}{workers} | "
+          f"{(batch_s - cold_s) / (args.batch - 1):.2f} | < 1 |")
+  if steps:
+    print("\n| one warm track, step by step (in process) | wall s | CPU s |\n|---|---|---|")
+    for name, (wall, cpu) in steps.items():
+      print(f"| {name} | {wall:.3f} | {cpu:.3f} |")
 
 
 if __name__ == "__main__":

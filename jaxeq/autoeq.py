@@ -31,8 +31,8 @@ from jaxeq.layouts import get_layout
 from jaxeq.loudness import K_WEIGHTING, LOSSLESS_CEILING_DBTP, gated_loudness, match_loudness
 from jaxeq.matcher import Matcher, load_matcher
 from jaxeq.processing import apply_eq, eq_channels, filter_channels
-from jaxeq.spectrum import (FREQS, SAMPLE_RATE, correction_weight, difference, in_noise,
-                            long_term_spectrum, spectrum_and_noise_floor, without_energy,
+from jaxeq.spectrum import (FREQS, SAMPLE_RATE, analysis_signal, correction_weight, difference,
+                            in_noise, long_term_spectrum, spectrum_and_noise_floor, without_energy,
                             zero_centre)
 from jaxeq.targets import BLEND_TOP, TargetBank, load_targets
 
@@ -194,13 +194,14 @@ class AutoEQ:
     `jaxeq.FREQS`, e.g. from `reference_target`) does the same for a curve already at hand.
     """
     audio = check_audio(audio, sample_rate)
-    spectrum, floor = spectrum_and_noise_floor(audio, sample_rate)
+    mono = analysis_signal(audio, sample_rate)  # for the spectrum and the classifier alike
+    spectrum, floor = spectrum_and_noise_floor(mono, SAMPLE_RATE)
     probabilities = mix = None
     if reference is not None:
       target = reference_target(reference, reference_rate or sample_rate)
     if target is None:
       if instrument is None:
-        probabilities = self.classifier.predict(audio, sample_rate)
+        probabilities = self.classifier.predict(mono, SAMPLE_RATE)
         instrument = max(probabilities, key=probabilities.get)
         target, mix = self.targets.blend(probabilities, self.blend_top)
       else:

@@ -82,8 +82,10 @@ def band_matrix(sample_rate: int = SAMPLE_RATE, n_fft: int = N_FFT) -> np.ndarra
   return weights
 
 
-def _analysis_signal(audio, sample_rate) -> np.ndarray:
-  """Mono float32 at `SAMPLE_RATE`; raises `AudioError` for unusable audio."""
+def analysis_signal(audio, sample_rate) -> np.ndarray:
+  """Mono float32 at `SAMPLE_RATE`, what every analysis here works on (made once, it can be
+  passed on with `SAMPLE_RATE`: no second downmix or resampling); raises `AudioError` for
+  unusable audio."""
   audio = check_audio(audio, sample_rate).astype(np.float32, copy=False)
   # A matrix-vector product downmixes far faster than a mean over the short channel axis.
   mono = audio @ np.full(audio.shape[1], 1 / audio.shape[1], np.float32) if audio.ndim == 2 else audio
@@ -148,7 +150,7 @@ def spectrum_and_noise_floor(audio, sample_rate: int,
   sustained pad, a clean one-shot that ends in digital silence) has no floor to speak of:
   `FLOOR_DB` everywhere.
   """
-  signal = _analysis_signal(audio, sample_rate)
+  signal = analysis_signal(audio, sample_rate)
   window = np.hanning(N_FFT + 1)[:-1].astype(np.float32)  # periodic Hann
   frames = _frames(signal, HOP)
   level_db = _frame_power_db(_frames(signal**2, HOP), window)
@@ -197,7 +199,7 @@ def log_spectrogram_windows(audio, sample_rate: int, max_windows: int | None = N
   `max_windows`, at most that many, evenly spaced over the rest (a long track's timbre does
   not need every window).
   """
-  signal = _analysis_signal(audio, sample_rate)
+  signal = analysis_signal(audio, sample_rate)
   window_len = int(WINDOW_SECONDS * SAMPLE_RATE)
   hop = (window_len - N_FFT) // (WINDOW_FRAMES - 1)  # every frame inside its window
   count = max(1, int(np.floor(len(signal) / window_len + 0.5)))
