@@ -77,3 +77,22 @@ def test_parameter_loss_needs_the_target_settings(batch):
 def test_unknown_model_is_a_clear_error():
   with pytest.raises(ValueError, match="unknown model 'rnn'"):
     models.make_model("rnn", 10)
+
+
+@pytest.mark.parametrize("shape", [(4, 256), (3, 7, 16)])
+def test_layer_norm_gives_flax_layer_norms_outputs_and_gradients(shape):
+  # The shipped matchers were trained with nn.LayerNorm; jaxeq's faster one must be the same
+  # function with the same parameters, and its hand-written gradient the true one.
+  import flax.linen as nn
+  from jax.flatten_util import ravel_pytree
+  x = 3.0 * jax.random.normal(jax.random.PRNGKey(1), shape) + 0.5
+  ours, theirs = models.LayerNorm(), nn.LayerNorm()
+  params = jax.tree.map(lambda p: p + jax.random.uniform(jax.random.PRNGKey(2), p.shape),
+                        theirs.init(jax.random.PRNGKey(0), x))
+  assert jax.tree.structure(ours.init(jax.random.PRNGKey(0), x)) == jax.tree.structure(params)
+  np.testing.assert_allclose(ours.apply(params, x), theirs.apply(params, x), atol=1e-5)
+  loss = lambda module: lambda p, x: jnp.sum(jnp.sin(module.apply(p, x)))  # noqa: E731
+  for argnum in (0, 1):
+    np.testing.assert_allclose(
+        ravel_pytree(jax.grad(loss(ours), argnum)(params, x))[0],
+        ravel_pytree(jax.grad(loss(theirs), argnum)(params, x))[0], atol=1e-4)
