@@ -19,16 +19,15 @@ import csv
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
 import jaxeq
+from benchmarks.pipeline import command_seconds
 from data_prep import dataset
 
 RATE = 44100
@@ -55,15 +54,6 @@ def write_stems(data_dir: Path, folder: Path, count: int, seed: int = 0) -> floa
   return total
 
 
-def _seconds(command) -> float:
-  start = time.perf_counter()
-  done = subprocess.run(command, capture_output=True, text=True)
-  seconds = time.perf_counter() - start
-  if done.returncode != 0:
-    raise RuntimeError(f"{' '.join(map(str, command))} failed:\n{done.stderr[-2000:]}")
-  return seconds
-
-
 def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--data", default="data/default")
@@ -79,7 +69,7 @@ def main(argv=None) -> None:
     for repeat in range(args.repeats):  # interleaved, so that a busier spell hits every N
       for n in args.workers:
         out = work / f"out_{n}_{repeat}"
-        runs[n].append(_seconds([sys.executable, "-m", "jaxeq", "process", work / "stems",
+        runs[n].append(command_seconds([sys.executable, "-m", "jaxeq", "process", work / "stems",
                                  "--out", out, "--quiet", "--workers", str(n)]))
         shutil.rmtree(out)
   finally:

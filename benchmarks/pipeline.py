@@ -82,7 +82,8 @@ def stages(path: Path, repeats: int) -> dict[str, tuple[float, float]]:
   return times
 
 
-def _seconds(command) -> float:
+def command_seconds(command) -> float:
+  """Wall seconds `command` takes; a `RuntimeError` with its stderr if it fails."""
   start = time.perf_counter()
   done = subprocess.run(command, capture_output=True, text=True)
   seconds = time.perf_counter() - start
@@ -122,13 +123,13 @@ def main(argv=None) -> None:
     for i in range(args.batch):
       shutil.copy(work / "one" / "track.wav", work / "batch" / f"track{i}.wav")
     jaxeq_process = [sys.executable, "-m", "jaxeq", "process"]
-    cold = [_seconds([*jaxeq_process, work / "one", "--out", work / f"out{i}"])
+    cold = [command_seconds([*jaxeq_process, work / "one", "--out", work / f"out{i}"])
             for i in range(args.repeats)]
     batches = {}
     for n in args.workers or [None]:
       workers = [] if n is None else ["--workers", str(n)]
       batches[n] = statistics.median(
-          _seconds([*jaxeq_process, work / "batch", "--out", work / f"batch_out{n}_{i}", *workers])
+          command_seconds([*jaxeq_process, work / "batch", "--out", work / f"batch_out{n}_{i}", *workers])
           for i in range(args.repeats))
   finally:
     shutil.rmtree(work)
