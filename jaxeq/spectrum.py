@@ -132,7 +132,7 @@ def long_term_spectrum(audio, sample_rate: int, smoothing_octaves: float = X_SMO
   Mean power over frames, leaving out frames more than `GATE_DB` below the loudest, so a
   track with long rests is not dragged down; then `smoothing_octaves` smoothing.
   """
-  return spectrum_and_noise_floor(audio, sample_rate, smoothing_octaves, block_frames)[0]
+  return _spectra(audio, sample_rate, smoothing_octaves, block_frames, noise_floor=False)[0]
 
 
 def spectrum_and_noise_floor(audio, sample_rate: int,
@@ -150,6 +150,13 @@ def spectrum_and_noise_floor(audio, sample_rate: int,
   sustained pad, a clean one-shot that ends in digital silence) has no floor to speak of:
   `FLOOR_DB` everywhere.
   """
+  return _spectra(audio, sample_rate, smoothing_octaves, block_frames, noise_floor=True)
+
+
+def _spectra(audio, sample_rate: int, smoothing_octaves: float, block_frames: int,
+             noise_floor: bool) -> tuple[np.ndarray, np.ndarray | None]:
+  """The long-term spectrum, and the noise floor when asked (else None): the floor's frames
+  are only transformed for the callers that use it."""
   signal = analysis_signal(audio, sample_rate)
   window = np.hanning(N_FFT + 1)[:-1].astype(np.float32)  # periodic Hann
   frames = _frames(signal, HOP)
@@ -169,6 +176,8 @@ def spectrum_and_noise_floor(audio, sample_rate: int,
 
   power = mean_power(kept)
   spectrum = np.asarray(smooth(_to_grid_db(power), smoothing_octaves), dtype=np.float32)
+  if not noise_floor:
+    return spectrum, None
   if len(quiet) < MIN_NOISE_FRAMES:
     return spectrum, np.full(len(FREQS), FLOOR_DB, np.float32)
   sounding = np.flatnonzero(level_db >= SILENCE_DBFS)
