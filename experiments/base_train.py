@@ -140,8 +140,9 @@ def make_evaluator(model, layout, weights, chunk: int = 2048):
 def plot_matches(path: Path, model, params, layout, data: synthetic.Curves, count: int = 6) -> None:
   """Target curves and the responses of the predicted EQs, as a PNG."""
   curves = data.curve[:count]
-  response = layout.response_db(layout.from_unit(model.apply({"params": params}, curves)), FREQS,
-                                SAMPLE_RATE)
+  matched = jax.jit(lambda p, c: layout.response_db(
+      layout.from_unit(model.apply({"params": p}, c)), FREQS, SAMPLE_RATE))
+  response = matched(params, curves)
   plots.plot_curve_matches(curves, {model.__class__.__name__: response},
                            [f"{layout.name} test curve {i}" for i in range(count)], path)
 

@@ -93,7 +93,8 @@ class InstrumentCNN(nn.Module):
 
 
 def init_params(model: InstrumentCNN, key: jax.Array, frames: int = 256, freqs: int = 256):
-  return model.init(key, jnp.zeros((1, frames, freqs), jnp.float32))["params"]
+  # Jitted: one compiled program instead of every initialiser's ops compiled one by one.
+  return jax.jit(model.init)(key, jnp.zeros((1, frames, freqs), jnp.float32))["params"]
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:

@@ -128,4 +128,5 @@ def make_model(name: str, num_controls: int, **kwargs) -> nn.Module:
 
 def init_params(model: nn.Module, key: jax.Array, num_points: int = 256):
   """The model's parameters for curves of `num_points` points."""
-  return model.init(key, jnp.zeros((1, num_points), jnp.float32))["params"]
+  # Jitted: one compiled program instead of every initialiser's ops compiled one by one.
+  return jax.jit(model.init)(key, jnp.zeros((1, num_points), jnp.float32))["params"]

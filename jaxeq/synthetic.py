@@ -60,6 +60,13 @@ def _response(layout: Layout, settings: Settings) -> jax.Array:
   return zero_centre(layout.response_db(settings, FREQS, SAMPLE_RATE))
 
 
+@functools.lru_cache(maxsize=8)
+def curve_maker(layout: Layout, **curve_kwargs):
+  """`curves_for` jitted for `layout`, one per layout and settings: the validation and test
+  sets and the training stream compile their shapes once in a process."""
+  return jax.jit(functools.partial(curves_for, layout, **curve_kwargs))
+
+
 class CurveStream:
   """Training batches: `size` examples per epoch, reshuffled every epoch, batch `step` → ids.
 
@@ -74,7 +81,7 @@ class CurveStream:
     self.batch_size, self.size = batch_size, size
     self.steps_per_epoch = size // batch_size  # the remainder is left out of each epoch
     self._key = split_key(seed, "train")
-    self._make = jax.jit(functools.partial(curves_for, layout, **curve_kwargs))
+    self._make = curve_maker(layout, **curve_kwargs)
 
   @functools.lru_cache(maxsize=2)
   def _order(self, epoch: int) -> np.ndarray:
@@ -98,6 +105,6 @@ def fixed_set(layout: Layout, seed: int, split: str, size: int, chunk: int = 204
   if split == "train":
     raise ValueError("fixed_set is for 'val' or 'test'; training data comes from CurveStream")
   key = split_key(seed, split)
-  make = jax.jit(functools.partial(curves_for, layout, **curve_kwargs))
+  make = curve_maker(layout, **curve_kwargs)
   parts = [make(key, np.arange(start, min(start + chunk, size))) for start in range(0, size, chunk)]
   return Curves(*(np.concatenate([np.asarray(p[i]) for p in parts]) for i in range(2)))
