@@ -31,9 +31,9 @@ from jaxeq.layouts import get_layout
 from jaxeq.loudness import K_WEIGHTING, LOSSLESS_CEILING_DBTP, gated_loudness, match_loudness
 from jaxeq.matcher import Matcher, load_matcher
 from jaxeq.processing import apply_eq, eq_channels, filter_channels
-from jaxeq.spectrum import (FREQS, SAMPLE_RATE, analysis_signal, correction_weight, difference,
-                            in_noise, long_term_spectrum, spectrum_and_noise_floor, without_energy,
-                            zero_centre)
+from jaxeq.spectrum import (FREQS, SAMPLE_RATE, analysis_signal, audible_weight, correction_weight,
+                            difference, in_noise, long_term_spectrum, spectrum_and_noise_floor,
+                            without_energy, zero_centre)
 from jaxeq.targets import BLEND_TOP, TargetBank, load_targets
 
 MAX_AMOUNT = 2.0
@@ -212,7 +212,8 @@ class AutoEQ:
     weight = np.asarray(correction_weight(target, spectrum, floor))
     diff = np.asarray(difference(target, spectrum, weight))
     eq = self._match(diff, weight, sample_rate)
-    note, octaves = None, audible_octaves(weight)
+    # What both carry energy in (not the fade beneath the track's band) decides it.
+    note, octaves = None, audible_octaves(audible_weight(target) * audible_weight(spectrum))
     if octaves < MIN_AUDIBLE_OCTAVES:
       eq = EQ(dataclasses.replace(b, gain_db=0.0) for b in eq.bands)
       note = (f"EQ left flat: the track and its target share only {octaves:.1f} octaves of "

@@ -46,6 +46,11 @@ LIMIT_KNEE_DB = 6.0
 AUDIBLE_SMOOTHING_OCTAVES = 1 / 3
 AUDIBLE_BELOW_DB = 45.0
 AUDIBLE_FADE_DB = 15.0
+# The correction covers all of a track's audible band at full weight and fades out beneath it,
+# over AUDIBLE_FADE_DB: a fade inside the band would scale the correction with the track's own
+# levels, so a coloured copy of a track would be corrected over another band (README, "What
+# the automatic EQ corrects").
+CORRECTION_BELOW_DB = AUDIBLE_BELOW_DB + AUDIBLE_FADE_DB
 # The noise floor is the spectrum of the frames at least NOISE_GAP_DB under the loudest (gaps,
 # fades, the ends of tails; digital silence left out), when there are MIN_NOISE_FRAMES of them.
 # Where the track is less than NOISE_MARGIN_DB above it, what the track holds is mostly noise;
@@ -276,11 +281,11 @@ def without_energy(spectrum_db) -> np.ndarray:
   return np.asarray(third_octave_below_peak(spectrum_db)) > AUDIBLE_BELOW_DB
 
 
-def audible_weight(spectrum_db) -> jnp.ndarray:
-  """Where a `(..., 256)` dB curve carries energy: 1 within `AUDIBLE_BELOW_DB −
-  AUDIBLE_FADE_DB` of its loudest third-octave, fading to 0 at `AUDIBLE_BELOW_DB` under it."""
+def audible_weight(spectrum_db, below_db: float = AUDIBLE_BELOW_DB) -> jnp.ndarray:
+  """Where a `(..., 256)` dB curve carries energy: 1 within `below_db − AUDIBLE_FADE_DB` of its
+  loudest third-octave, fading to 0 at `below_db` under it."""
   below = third_octave_below_peak(spectrum_db)
-  return jnp.clip((AUDIBLE_BELOW_DB - below) / AUDIBLE_FADE_DB, 0.0, 1.0)
+  return jnp.clip((below_db - below) / AUDIBLE_FADE_DB, 0.0, 1.0)
 
 
 def above_noise_weight(spectrum_db, noise_floor_db) -> jnp.ndarray:
@@ -297,9 +302,10 @@ def in_noise(spectrum_db, noise_floor_db) -> np.ndarray:
 
 
 def correction_weight(target_db, input_db, noise_floor_db=None) -> jnp.ndarray:
-  """Where an EQ should correct: where both the track and its target carry energy, and, given
-  the track's noise floor (`spectrum_and_noise_floor`), where the track stands out of it."""
-  weight = audible_weight(target_db) * audible_weight(input_db)
+  """Where an EQ should correct: where the target carries energy and over the track's whole
+  audible band (fading out beneath it, to `CORRECTION_BELOW_DB`), and, given the track's noise
+  floor (`spectrum_and_noise_floor`), where the track stands out of it."""
+  weight = audible_weight(target_db) * audible_weight(input_db, CORRECTION_BELOW_DB)
   if noise_floor_db is not None:
     weight = weight * above_noise_weight(input_db, noise_floor_db)
   return weight

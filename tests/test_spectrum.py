@@ -153,12 +153,17 @@ def test_audible_weight_follows_the_band_where_a_spectrum_has_energy():
   assert np.all(weight[(jaxeq.FREQS < 40) | (jaxeq.FREQS > 12000)] == 0.0)
   # The level of a curve does not matter, only its shape.
   np.testing.assert_allclose(spectrum.audible_weight(curve - 37.0), weight, atol=1e-6)
-  # The difference makes no correction where the weight is 0, and the EQ target counts too.
+  # The correction takes the whole audible band at full weight and fades out beneath it
+  # (so that a colouration moving the band's edge changes little); it makes none where the
+  # correction weight is 0, and the target's band counts too.
   target = np.zeros(256)
+  correcting = np.asarray(spectrum.correction_weight(target, curve))
+  assert np.all(correcting[weight > 0] == 1.0) and correcting.sum() > weight.sum()
+  assert np.all(correcting[(jaxeq.FREQS < 30) | (jaxeq.FREQS > 16000)] == 0.0)
   d = np.asarray(jaxeq.difference(target, curve))
-  assert np.all(d[weight == 0] == 0.0)
+  assert np.all(d[correcting == 0] == 0.0)
   both = np.asarray(spectrum.correction_weight(curve[::-1], curve))
-  assert np.all(both <= weight + 1e-6) and both.sum() < weight.sum()
+  assert np.all(both <= correcting + 1e-6) and both.sum() < correcting.sum()
 
 
 def _band_noise(seconds, lo_hz, hi_hz, rms, seed):
