@@ -38,7 +38,9 @@ from jaxeq.atomic import write_text_atomically
 from jaxeq.classes import CLASSES
 from jaxeq.classifier import load_classifier, softmax
 from jaxeq.matcher import Matcher, load_matcher
-from jaxeq.spectrum import FREQS, SAMPLE_RATE, correction_weight, difference
+from jaxeq.autoeq import QUIET_BOOST_DB
+from jaxeq.spectrum import (AUDIBLE_BELOW_DB, FREQS, SAMPLE_RATE, correction_weight, difference,
+                            third_octave_below_peak)
 from jaxeq.targets import load_targets
 
 MODELS = ("mlp", "cnn")
@@ -81,6 +83,10 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   # An L1 penalty on the gains (per dB): of two EQs that match about as well, the one with
   # smaller gains, which a producer would keep.
   config.gain_weight = 0.1
+  # The automatic EQ boosts at most 3 dB where a track has no energy (`AutoEQ.analyze` scales
+  # every boost down when it would): the loss counts, by this weight, how far (dB) an EQ's
+  # largest boost there goes over that, so the network keeps its shelves out of it instead.
+  config.quiet_boost_weight = 0.0
   config.floor_starts = 8
   config.floor_steps = 500
   config.best_metric = "mae_db"
@@ -152,8 +158,18 @@ class CurveStream:
     return {"spectrum": self.data.spectra[ids], "target": target}
 
 
+def quiet_boost_excess(layout, unit, spectrum_db) -> jax.Array:
+  """Per curve, how far (dB) the EQ of `unit` settings boosts over `QUIET_BOOST_DB` where the
+  track `spectrum_db` has no energy (more than `AUDIBLE_BELOW_DB` under its loudest
+  third-octave): what `AutoEQ.analyze` would scale away."""
+  response = layout.response_db(layout.from_unit(unit), FREQS, SAMPLE_RATE)
+  quiet = third_octave_below_peak(spectrum_db) > AUDIBLE_BELOW_DB
+  return jnp.max(jnp.where(quiet, jnp.maximum(response - QUIET_BOOST_DB, 0.0), 0.0), axis=-1)
+
+
 def make_loss_fn(matcher: Matcher, colouration_db: float, outside_weight: float,
-                 consistency_weight: float = 0.0, gain_weight: float = 0.0):
+                 consistency_weight: float = 0.0, gain_weight: float = 0.0,
+                 quiet_boost_weight: float = 0.0):
   layout, model = matcher.layout, matcher.model
 
   def colouration(key, n):
@@ -173,6 +189,10 @@ def make_loss_fn(matcher: Matcher, colouration_db: float, outside_weight: float,
     unit, curve, weight = predict(params, batch["target"], spectrum)
     loss, metrics = losses.matching_loss(layout, unit, curve, gain_weight=gain_weight,
                                          weight=weight + outside_weight * (1.0 - weight))
+    if quiet_boost_weight:
+      metrics["quiet_boost_db"] = jnp.mean(quiet_boost_excess(layout, unit, spectrum))
+      loss = loss + quiet_boost_weight * metrics["quiet_boost_db"]
+      metrics["loss"] = loss
     if consistency_weight:
       extra = colouration(second, n)
       recoloured, _, _ = predict(params, batch["target"], spectrum + extra)
@@ -210,7 +230,8 @@ def finetune(config, workdir: Path, name: str, base: Matcher, train: Curves, val
 
   trainer.train(config, workdir, init_params=base.params,
                 loss_fn=make_loss_fn(base, config.colouration_db, config.outside_weight,
-                                     config.consistency_weight, config.gain_weight),
+                                     config.consistency_weight, config.gain_weight,
+                                     config.quiet_boost_weight),
                 batch_fn=stream,
                 optimizer=optax.adam(schedule), eval_fn=evaluate)
   evaluator.params, _ = trainer.restore_params(workdir, base.params, "best")
@@ -302,7 +323,7 @@ def export(config, workdir, destination, command: str) -> None:
                            train=results["train_curves"], table=results_markdown(results),
                            other=config.other_target_probability,
                            outside=config.outside_weight, consistency=config.consistency_weight,
-                           gain=config.gain_weight)
+                           gain=config.gain_weight, quiet=config.quiet_boost_weight)
   Matcher(base.model_name, base.layout, params, base.model_kwargs).save(
       destination, card=card, training={"command": command, "step": step, "machine": machine,
                                         "results": results})
@@ -314,7 +335,8 @@ The shipped base CNN (synthetic stage), fine-tuned on difference curves built as
 inference (classifier → blended target → difference over the audible band) from rendered and
 real recorded tracks. Loss: the L1 spectral error over the audible band (outside it weighted
 {outside:g}), {consistency:g} x the consistency error (an EQ of the track coloured once more
-should undo that colouration), {gain:g} x the mean |gain| (dB).
+should undo that colouration), {gain:g} x the mean |gain| (dB), {quiet:g} x the largest boost
+over 3 dB where the track has no energy (dB).
 
 - command: `{command}`
 - data: {data}; {train} training clips, each re-coloured at random every step and {other:.0%}

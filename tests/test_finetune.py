@@ -87,3 +87,29 @@ def test_consistency_term_counts_how_far_an_eq_is_from_undoing_a_colouration():
   frozen = jax.tree_util.tree_map(jnp.zeros_like, matcher.params)
   _, flat = consistent(frozen, batch, key)
   assert flat["consistency_db"] > with_term["consistency_db"]
+
+
+def test_quiet_boost_term_counts_boosts_over_3_db_where_the_track_has_no_energy():
+  matcher = jaxeq.load_matcher("cnn")
+  layout = matcher.layout
+  # A dark track: nothing to speak of above 8 kHz (60 dB under the rest).
+  spectrum = np.where(jaxeq.FREQS < 8000, 0.0, -60.0).astype(np.float32)[None]
+  settings = layout.from_unit(jnp.full((1, layout.num_controls), 0.5))
+  flat = settings._replace(gain_db=jnp.zeros_like(settings.gain_db))
+  shelf = flat._replace(gain_db=flat.gain_db.at[:, -1].set(10.0),
+                        freq_hz=flat.freq_hz.at[:, -1].set(4000.0))
+  excess = finetune.quiet_boost_excess(layout, layout.to_unit(shelf), spectrum)
+  np.testing.assert_allclose(excess, [10.0 - 3.0], atol=0.3)
+  # Cutting there, or boosting where the track has energy, is not counted.
+  cut = shelf._replace(gain_db=-shelf.gain_db)
+  low = flat._replace(gain_db=flat.gain_db.at[:, 0].set(10.0),
+                      freq_hz=flat.freq_hz.at[:, 0].set(100.0))
+  for ok in (flat, cut, low):
+    assert float(finetune.quiet_boost_excess(layout, layout.to_unit(ok), spectrum)[0]) < 0.1
+  # The loss adds it, by its weight.
+  batch = {"spectrum": np.repeat(spectrum, 4, axis=0), "target": np.zeros((4, 256), np.float32)}
+  key = jax.random.PRNGKey(0)
+  plain, _ = finetune.make_loss_fn(matcher, 6.0, 0.1)(matcher.params, batch, key)
+  loss, metrics = finetune.make_loss_fn(matcher, 6.0, 0.1, quiet_boost_weight=2.0)(
+      matcher.params, batch, key)
+  np.testing.assert_allclose(loss, plain + 2.0 * metrics["quiet_boost_db"], rtol=1e-5)
