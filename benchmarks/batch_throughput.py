@@ -70,7 +70,7 @@ def main(argv=None) -> None:
       for n in args.workers:
         out = work / f"out_{n}_{repeat}"
         runs[n].append(command_seconds([sys.executable, "-m", "jaxeq", "process", work / "stems",
-                                 "--out", out, "--quiet", "--workers", str(n)]))
+                                        "--out", out, "--quiet", "--workers", str(n)]))
         shutil.rmtree(out)
   finally:
     shutil.rmtree(work)

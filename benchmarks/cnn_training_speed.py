@@ -98,11 +98,13 @@ def main(argv) -> None:
   for name, cls in VARIANTS.items():
     with layer_norm(cls):
       unit = np.asarray(model.apply({"params": shipped.params}, test.curve))
-      results[name]["shipped_test_mae_db"] = float(np.mean(losses.response_mae(layout, unit, test.curve)))
+      shipped_mae = losses.response_mae(layout, unit, test.curve)
+      results[name]["shipped_test_mae_db"] = float(np.mean(shipped_mae))
       if FLAGS.train_steps:
         params = trained_params(config, layout, stream, FLAGS.train_steps)
         results[name]["val_mae_db_after_train_steps"] = evaluate(params, val)["mae_db"]
-  Path(__file__).with_name("cnn_training_speed.json").write_text(json.dumps(results, indent=2) + "\n")
+  text = json.dumps(results, indent=2) + "\n"
+  Path(__file__).with_name("cnn_training_speed.json").write_text(text)
   print(json.dumps(results, indent=2))
 
 

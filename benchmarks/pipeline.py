@@ -129,7 +129,8 @@ def main(argv=None) -> None:
     for n in args.workers or [None]:
       workers = [] if n is None else ["--workers", str(n)]
       batches[n] = statistics.median(
-          command_seconds([*jaxeq_process, work / "batch", "--out", work / f"batch_out{n}_{i}", *workers])
+          command_seconds([*jaxeq_process, work / "batch", "--out", work / f"batch_out{n}_{i}",
+                           *workers])
           for i in range(args.repeats))
   finally:
     shutil.rmtree(work)

@@ -35,10 +35,10 @@ from data_prep import dataset
 from experiments import launch
 from jaxeq import fitting, losses, plots, trainer
 from jaxeq.atomic import write_text_atomically
+from jaxeq.autoeq import QUIET_BOOST_DB
 from jaxeq.classes import CLASSES
 from jaxeq.classifier import load_classifier, softmax
 from jaxeq.matcher import Matcher, load_matcher
-from jaxeq.autoeq import QUIET_BOOST_DB
 from jaxeq.spectrum import (AUDIBLE_BELOW_DB, FREQS, SAMPLE_RATE, correction_weight, difference,
                             third_octave_below_peak)
 from jaxeq.targets import load_targets

@@ -61,7 +61,7 @@ layer_norm.defvjp(_layer_norm_forward, _layer_norm_backward)
 
 class LayerNorm(nn.Module):
   """`nn.LayerNorm()` with the same parameters (`scale`, `bias`) and outputs (to float32
-  rounding), about twice as fast to train on XLA:CPU (benchmarks/RESULTS.md, issue 19)."""
+  rounding), 1.26× faster to train on XLA:CPU (benchmarks/RESULTS.md, issue 19)."""
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
