@@ -83,7 +83,7 @@ def after_eq(spectrum_db, eq: EQ) -> np.ndarray:
 
 def quiet_boost(spectrum_db, eq: EQ) -> float:
   """The largest boost (dB) `eq` makes where the track is > 45 dB under its loudest third-octave."""
-  quiet = without_energy(spectrum_db)
+  quiet = np.asarray(without_energy(spectrum_db))
   if not quiet.any():
     return 0.0
   return float(np.max(eq.response_db(jaxeq.FREQS[quiet], jaxeq.SAMPLE_RATE)))

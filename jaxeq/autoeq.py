@@ -129,7 +129,7 @@ def limit_quiet_boosts(eq: EQ, spectrum_db, noise_floor_db=None,
   `max_boost_db` where the track has no energy: more than `AUDIBLE_BELOW_DB` under its
   loudest third-octave, or, given its noise floor, within `NOISE_MARGIN_DB` of that (a boost
   there would only raise the hiss). Cuts are kept as they are."""
-  quiet = without_energy(spectrum_db)
+  quiet = np.array(without_energy(spectrum_db))
   if noise_floor_db is not None:
     quiet |= in_noise(spectrum_db, noise_floor_db)
   quiet = FREQS[quiet]

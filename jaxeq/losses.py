@@ -19,8 +19,14 @@ def response_mae(layout: Layout, unit: jax.Array, target_db: jax.Array,
                  weight: jax.Array | None = None) -> jax.Array:
   """Per-curve MAE (dB) between `target_db` `(..., 256)` and the response of `unit` settings,
   over the frequencies `weight` (`(..., 256)` in [0, 1]) counts, or all of them."""
-  response = layout.response_db(layout.from_unit(unit), FREQS, SAMPLE_RATE)
-  error = jnp.abs(zero_centre(target_db, weight) - zero_centre(response, weight))
+  return curve_mae(layout.response_db(layout.from_unit(unit), FREQS, SAMPLE_RATE), target_db,
+                   weight)
+
+
+def curve_mae(response_db: jax.Array, target_db: jax.Array,
+              weight: jax.Array | None = None) -> jax.Array:
+  """`response_mae` of a response already at hand (`(..., 256)` dB)."""
+  error = jnp.abs(zero_centre(target_db, weight) - zero_centre(response_db, weight))
   if weight is None:
     return jnp.mean(error, axis=-1)
   return jnp.sum(weight * error, axis=-1) / jnp.maximum(jnp.sum(weight, axis=-1), 1e-6)

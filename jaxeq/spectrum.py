@@ -275,10 +275,10 @@ def third_octave_below_peak(spectrum_db) -> jnp.ndarray:
   return jnp.max(third, axis=-1, keepdims=True) - third
 
 
-def without_energy(spectrum_db) -> np.ndarray:
+def without_energy(spectrum_db) -> jnp.ndarray:
   """Where a curve has no energy to speak of: more than `AUDIBLE_BELOW_DB` under its loudest
   third-octave (booleans, the shape of `spectrum_db`)."""
-  return np.asarray(third_octave_below_peak(spectrum_db)) > AUDIBLE_BELOW_DB
+  return third_octave_below_peak(spectrum_db) > AUDIBLE_BELOW_DB
 
 
 def audible_weight(spectrum_db, below_db: float = AUDIBLE_BELOW_DB) -> jnp.ndarray:

@@ -10,6 +10,7 @@ import pytest
 import jaxeq
 from data_prep import plan
 from experiments import finetune
+from jaxeq import losses
 
 
 def test_smoke_run_writes_the_comparison_and_exports_a_matcher(tmp_path, smoke_dataset):
@@ -33,6 +34,8 @@ def test_smoke_run_writes_the_comparison_and_exports_a_matcher(tmp_path, smoke_d
   assert min(results["mae_db"].values()) >= floor * 0.9
   written = json.loads((tmp_path / "run" / "results.json").read_text())
   assert written["mae_db"] == results["mae_db"]
+  assert list(results["applied"]["mae_db"]) == methods
+  assert all(np.isfinite(v) and v > 0 for v in results["applied"]["mae_db"].values())
   assert "| CNN, fine-tuned |" in (tmp_path / "run" / "results.md").read_text()
   for png in ("mae.png", "examples.png"):
     assert (tmp_path / "run" / png).read_bytes()[:4] == b"\x89PNG"
@@ -66,8 +69,34 @@ def test_a_share_of_training_clips_is_paired_with_another_target():
   unchanged = finetune.CurveStream(data, bank, batch_size=100, seed=3)(7)
   np.testing.assert_array_equal(batch["spectrum"], unchanged["spectrum"])
   assert found_in(unchanged["target"], own).all()
+  assert not unchanged["own_spectrum"].any()
   with pytest.raises(ValueError, match="other_target_probability=1.5"):
     finetune.CurveStream(data, bank, batch_size=100, seed=3, other_target_probability=1.5)
+  with pytest.raises(ValueError, match="own_spectrum_probability=-0.1"):
+    finetune.CurveStream(data, bank, batch_size=100, seed=3, own_spectrum_probability=-0.1)
+
+
+def test_a_clip_marked_own_spectrum_is_trained_on_a_zero_difference():
+  matcher = jaxeq.load_matcher("cnn")
+  rng = np.random.default_rng(2)
+  data = finetune.Curves(*[rng.normal(0, 6, (200, 256)).astype(np.float32)] * 4,
+                         *[np.zeros(200, np.int32)] * 2)
+  marked = finetune.CurveStream(data, data.spectra, batch_size=100, seed=3,
+                                own_spectrum_probability=0.2)(5)["own_spectrum"]
+  assert 0.1 < marked.mean() < 0.3
+  # Its target is its own spectrum as the loss colours it: whatever target the batch holds,
+  # the loss is the same.
+  spectrum = rng.normal(0, 4, (4, 256)).astype(np.float32) - 20
+  key = jax.random.PRNGKey(0)
+  loss_fn = finetune.make_loss_fn(matcher, 6.0, 0.1, consistency_weight=1.0)
+
+  def loss(target, own_spectrum):
+    return loss_fn(matcher.params, {"spectrum": spectrum, "target": target,
+                                    "own_spectrum": np.full(4, own_spectrum)}, key)[0]
+
+  first, second = rng.normal(0, 6, (2, 4, 256)).astype(np.float32)
+  np.testing.assert_allclose(loss(first, True), loss(second, True), rtol=1e-6)
+  assert abs(float(loss(first, False)) - float(loss(second, False))) > 0.1
 
 
 def test_consistency_term_counts_how_far_an_eq_is_from_undoing_a_colouration():
@@ -106,6 +135,12 @@ def test_quiet_boost_term_counts_boosts_over_3_db_where_the_track_has_no_energy(
                       freq_hz=flat.freq_hz.at[:, 0].set(100.0))
   for ok in (flat, cut, low):
     assert float(finetune.quiet_boost_excess(layout, layout.to_unit(ok), spectrum)[0]) < 0.1
+  # Asked for that shelf, the EQ matches it, but not as AutoEQ applies it (boost scaled down).
+  asked = layout.response_db(shelf, jaxeq.FREQS, jaxeq.SAMPLE_RATE)
+  curves = finetune.Curves(spectrum, spectrum, np.ones_like(spectrum), np.asarray(asked),
+                           *[np.zeros(1, np.int32)] * 2)
+  assert float(losses.response_mae(layout, layout.to_unit(shelf), asked)[0]) < 0.05
+  assert float(finetune.applied_mae(layout, layout.to_unit(shelf), curves)[0]) > 1.0
   # The loss adds it, by its weight.
   batch = {"spectrum": np.repeat(spectrum, 4, axis=0), "target": np.zeros((4, 256), np.float32)}
   key = jax.random.PRNGKey(0)
