@@ -13,7 +13,8 @@ the MAE count the audible band (the loss counts the rest by `outside_weight`, wh
 should leave the track alone). Training clips
 teach, validation clips choose the checkpoint, and the held-out curves of the `test` split's
 real recordings (held out from training) score MLP and CNN before and after
-fine-tuning against the per-curve optimiser floor. Writes `results.json`, `results.md`,
+fine-tuning against the per-curve optimiser floor, as predicted and as `AutoEQ` applies them
+(boosts scaled down where the track has no energy). Writes `results.json`, `results.md`,
 `mae.png` and `examples.png` to the workdir; `--export=DIR` writes the fine-tuned CNN as a
 matcher directory (`jaxeq.load_matcher(DIR)`).
 """
