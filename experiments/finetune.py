@@ -220,10 +220,10 @@ def make_loss_fn(matcher: Matcher, colouration_db: float, outside_weight: float,
   return loss_fn
 
 
-def mae(matcher: Matcher, curves: Curves) -> np.ndarray:
-  """Per-curve MAE (dB) of the matcher's EQs on `curves`, over each one's audible band."""
-  unit = matcher.predict_unit(curves.curves)
-  return np.asarray(losses.response_mae(matcher.layout, unit, curves.curves, curves.weights))
+def mae(layout, unit, curves: Curves) -> np.ndarray:
+  """Per-curve MAE (dB) of the EQs of `unit` settings on `curves`, over each one's audible
+  band."""
+  return np.asarray(losses.response_mae(layout, unit, curves.curves, curves.weights))
 
 
 def applied_mae(layout, unit, curves: Curves) -> np.ndarray:
@@ -250,7 +250,8 @@ def finetune(config, workdir: Path, name: str, base: Matcher, train: Curves, val
 
   def evaluate(params) -> dict:
     evaluator.params = params
-    return {"mae_db": float(np.mean(mae(evaluator, val)))}
+    return {"mae_db": float(np.mean(mae(evaluator.layout, evaluator.predict_unit(val.curves),
+                                        val)))}
 
   trainer.train(config, workdir, init_params=base.params,
                 loss_fn=make_loss_fn(base, config.colouration_db, config.outside_weight,
@@ -286,10 +287,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
                                              weights=test.weights)
   methods = {"MLP, synthetic only": base["mlp"], "CNN, synthetic only": base["cnn"],
              "MLP, fine-tuned": tuned["mlp"], "CNN, fine-tuned": tuned["cnn"]}
-  per_curve = {**{name: mae(m, test) for name, m in methods.items()},
+  units = {name: m.predict_unit(test.curves) for name, m in methods.items()}
+  per_curve = {**{name: mae(layout, unit, test) for name, unit in units.items()},
                "per-curve optimiser (floor)": floor_mae}
-  applied = {**{name: applied_mae(layout, m.predict_unit(test.curves), test)
-                for name, m in methods.items()},
+  applied = {**{name: applied_mae(layout, unit, test) for name, unit in units.items()},
              "per-curve optimiser (floor)": applied_mae(layout, floor_unit, test)}
   results = comparison(per_curve)
   results.update({
