@@ -197,9 +197,7 @@ def make_loss_fn(matcher: Matcher, colouration_db: float, outside_weight: float,
     first, second = jax.random.split(rng)
     n = batch["spectrum"].shape[0]
     spectrum = batch["spectrum"] + colouration(first, n)
-    target = batch["target"]
-    if "own_spectrum" in batch:
-      target = jnp.where(batch["own_spectrum"][:, None], spectrum, target)
+    target = jnp.where(batch["own_spectrum"][:, None], spectrum, batch["target"])
     unit, curve, weight = predict(params, target, spectrum)
     loss, metrics = losses.matching_loss(layout, unit, curve, gain_weight=gain_weight,
                                          weight=weight + outside_weight * (1.0 - weight))

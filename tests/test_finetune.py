@@ -103,7 +103,8 @@ def test_consistency_term_counts_how_far_an_eq_is_from_undoing_a_colouration():
   matcher = jaxeq.load_matcher("cnn")
   rng = np.random.default_rng(1)
   batch = {"spectrum": rng.normal(0, 4, (8, 256)).astype(np.float32) - 20,
-           "target": rng.normal(0, 4, (8, 256)).astype(np.float32)}
+           "target": rng.normal(0, 4, (8, 256)).astype(np.float32),
+           "own_spectrum": np.zeros(8, bool)}
   key = jax.random.PRNGKey(0)
   plain = finetune.make_loss_fn(matcher, 6.0, 0.1)
   consistent = finetune.make_loss_fn(matcher, 6.0, 0.1, consistency_weight=1.0)
@@ -142,7 +143,8 @@ def test_quiet_boost_term_counts_boosts_over_3_db_where_the_track_has_no_energy(
   assert float(losses.response_mae(layout, layout.to_unit(shelf), asked)[0]) < 0.05
   assert float(finetune.applied_mae(layout, layout.to_unit(shelf), curves)[0]) > 1.0
   # The loss adds it, by its weight.
-  batch = {"spectrum": np.repeat(spectrum, 4, axis=0), "target": np.zeros((4, 256), np.float32)}
+  batch = {"spectrum": np.repeat(spectrum, 4, axis=0), "target": np.zeros((4, 256), np.float32),
+           "own_spectrum": np.zeros(4, bool)}
   key = jax.random.PRNGKey(0)
   plain, _ = finetune.make_loss_fn(matcher, 6.0, 0.1)(matcher.params, batch, key)
   loss, metrics = finetune.make_loss_fn(matcher, 6.0, 0.1, quiet_boost_weight=2.0)(
