@@ -164,9 +164,7 @@ class CurveStream:
       clip_rows = rng.integers(len(self.data.spectra), size=from_clip.sum())
       target[from_bank] = self.bank_curves[bank_rows]
       target[from_clip] = self.data.spectra[clip_rows]
-    own_spectrum = np.zeros(len(ids), bool)
-    if self.own_spectrum_probability > 0:
-      own_spectrum = rng.random(len(ids)) < self.own_spectrum_probability
+    own_spectrum = rng.random(len(ids)) < self.own_spectrum_probability
     return {"spectrum": self.data.spectra[ids], "target": target, "own_spectrum": own_spectrum}
 
 
