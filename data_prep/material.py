@@ -4,7 +4,8 @@
 either generated parts (bass lines, chord comping, strums, arpeggios, pads, leads, power
 chords) over a random key and chord progression, or parts of real scores from the music21
 corpus (which ships inside its package) moved into the instrument's range. Drum classes play
-a pattern for their one drum piece, as one track of a multitrack drum recording. Tempo,
+a pattern for their one drum piece, as one track of a multitrack drum recording;
+`make_kit_material` plays those patterns together, a whole kit on one track. Tempo,
 register, transposition, dynamics and articulation vary from clip to clip.
 """
 
@@ -558,6 +559,46 @@ def _drum_material(info: InstrumentClass, rng, seconds: float) -> Material:
   return Material(notes=_humanise(notes, rng, seconds, 0.004), controls=(),
                   program=int(rng.choice(_kits(info))), is_drum=True, description=description,
                   tempo_bpm=round(tempo, 1), articulation="normal", velocity=velocity)
+
+
+# A whole kit on one track plays these pieces, each with this probability (where the source has
+# it), each piece its own pattern above at one tempo.
+KIT_PIECES = {"kick": 1.0, "snare": 1.0, "hihat": 0.9, "cymbals": 0.6, "toms": 0.4}
+_KIT_BALANCE = 10  # each piece's dynamic is the kit's within ± this (a drummer's balance)
+
+
+def make_kit_material(rng: np.random.Generator, seconds: float,
+                      sounds: Sounds | None = None) -> Material:
+  """A whole drum kit playing together over `seconds`, as on a drum loop, overheads or a drum
+  bus: the patterns of each drum class above (`KIT_PIECES`), of the pieces `sounds` has, at one
+  tempo and dynamic, on a GM kit that plays them all (not the orchestra kit). A kit with
+  neither kick nor snare cannot play one: a ValueError."""
+  tempo = float(rng.uniform(70, 160))
+  dynamic = str(rng.choice(list(DYNAMICS)))
+  step = 60.0 / tempo / 4  # sixteenth notes
+  n_bars = math.ceil(seconds / (16 * step))
+  hits, played = [], []
+  for piece, probability in KIT_PIECES.items():
+    if rng.random() >= probability:
+      continue
+    try:
+      info = _playable(piece, sounds)
+    except ValueError:  # the kit has no such piece
+      continue
+    velocity = int(np.clip(DYNAMICS[dynamic] + rng.integers(-_KIT_BALANCE, _KIT_BALANCE + 1),
+                           1, 127))
+    piece_hits, description = _DRUM_PATTERNS[piece](info, rng, n_bars, velocity)
+    hits += piece_hits
+    played.append((piece, description.removeprefix("generated ")))
+  if not {"kick", "snare"} & {piece for piece, _ in played}:
+    raise ValueError("the kit has neither a kick nor a snare to play a kit track with")
+  notes = [Note(p, s * step, s * step + ring, v) for s, p, v, ring in hits]
+  kits = [k for k in DRUM_KITS if k not in _KIT_CLASSES]
+  return Material(notes=_humanise(notes, rng, seconds, 0.004), controls=(),
+                  program=int(rng.choice(kits)), is_drum=True,
+                  description="drum kit: " + "; ".join(d for _, d in played),
+                  tempo_bpm=round(tempo, 1),
+                  articulation="normal", velocity=DYNAMICS[dynamic])
 
 
 def _kits(info: InstrumentClass) -> list[int]:

@@ -1,5 +1,6 @@
 """Real drum kits as sound sources (data_prep.drumkits): a small Hydrogen kit written here, the
-instrument names of the real Hydrogen kits, and a SoundFont kit played through FluidSynth."""
+instrument names of the real Hydrogen kits, a SoundFont kit played through FluidSynth, and a
+whole kit on one track through a room (data_prep.kit_tracks)."""
 
 import numpy as np
 import pytest
@@ -7,7 +8,8 @@ import soundfile as sf
 
 from data_prep import drumkits, synth
 from data_prep.drumkits import HydrogenKit, SoundFontKit, classify_instrument
-from data_prep.material import DRUM_KITS, Material, Note, Sounds, make_material
+from data_prep.material import (DRUM_KITS, Material, Note, Sounds, make_kit_material,
+                                make_material)
 from data_prep.sound_source import SAMPLE_RATE
 
 _NS = "http://www.hydrogen-music.org/drumkit"
@@ -240,3 +242,51 @@ def test_soundfont_kit_plays_fluidr3_standard_kit_the_one_fluidsynth_way():
     kit.render(_material((60, 0.0, 0.1, 100)), 1.0)
   with pytest.raises(synth.SetupError, match="no preset"):
     SoundFontKit(path, preset=(128, 99))
+
+
+def test_a_kit_material_plays_several_pieces_at_one_tempo_of_what_the_kit_has(kit_dir):
+  sounds = HydrogenKit(kit_dir).sounds()  # kick, snare, closed and open hats, a tom
+  for seed in range(8):
+    material = make_kit_material(np.random.default_rng(seed), 4.0, sounds)
+    keys = {n.pitch for n in material.notes}
+    assert keys <= sounds.drum_notes and {36, 38} <= keys, seed  # kick and snare always
+    assert material.is_drum and material.description.startswith("drum kit: ")
+    assert material == make_kit_material(np.random.default_rng(seed), 4.0, sounds)
+  with pytest.raises(ValueError, match="neither a kick nor a snare"):
+    make_kit_material(np.random.default_rng(0), 2.0, Sounds(frozenset(), frozenset({42, 46})))
+
+
+def _band(audio, low, high):
+  from scipy import signal
+  sos = signal.butter(4, [low, high], btype="band", fs=SAMPLE_RATE, output="sos")
+  return signal.sosfilt(sos, audio.astype(np.float64))
+
+
+def test_a_real_kit_plays_as_one_track_through_a_room():
+  from data_prep import kit_tracks, recording_chain, recordings
+  kit = recordings.open_source("hydrogen/ColomboAcousticDrumkit")
+  track, material, room = kit_tracks.render_kit_track(kit, 4.0, np.random.default_rng(1))
+  assert track.dtype == np.float32 and track.shape == (4 * SAMPLE_RATE,)
+  assert np.all(np.isfinite(track)) and 0.1 < np.max(np.abs(track)) <= kit_tracks.PEAK + 1e-6
+  assert room["kind"] in ("shoebox", "freeverb")
+  again, _, _ = kit_tracks.render_kit_track(kit, 4.0, np.random.default_rng(1))
+  assert np.array_equal(track, again)
+  onsets = {}
+  for note in material.notes:
+    onsets.setdefault(drumkits._class_of_key(note.pitch), []).append(note.start)
+  assert {"kick", "snare", "hihat"} <= set(onsets)
+  # The kick's low band and the hats' high band both sound, each loudest where its piece hits.
+  low, high = _band(track, 30, 120), _band(track, 6000, 16000)
+  total = np.mean(track.astype(np.float64) ** 2)
+  assert np.mean(low ** 2) > 0.03 * total and np.mean(high ** 2) > 0.01 * total
+
+  def after(band, times, seconds):
+    return np.mean([np.mean(band[int(t * SAMPLE_RATE):int((t + seconds) * SAMPLE_RATE)] ** 2)
+                    for t in times])
+
+  assert after(low, onsets["kick"], 0.06) > 2 * np.mean(low ** 2)
+  assert after(high, onsets["hihat"], 0.03) > 1.2 * np.mean(high ** 2)
+  assert not np.array_equal(track, kit_tracks.render_kit_track(kit, 4.0,
+                                                               np.random.default_rng(2))[0])
+  config = recording_chain.default_config()
+  assert kit_tracks.room_only(config).noise.probability == 0 and config.noise.probability > 0

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import threading
 import urllib.parse
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -149,16 +150,19 @@ def test_unknown_npm_package_is_one_line(registry, tmp_path):
   assert list(tmp_path.iterdir()) == []
 
 
-def _deb(folder: Path, package: str, version: str) -> Path:
-  """A tiny Debian package holding usr/share/sounds/sf2/Test_Kit.sf2."""
+def _deb(folder: Path, package: str, version: str, files: dict | None = None) -> Path:
+  """A tiny Debian package holding `files` ({path: bytes}; by default
+  usr/share/sounds/sf2/Test_Kit.sf2), named as apt-get names it (an epoch's colon as %3a)."""
   tree = folder / "tree"
   (tree / "DEBIAN").mkdir(parents=True)
   (tree / "DEBIAN" / "control").write_text(
       f"Package: {package}\nVersion: {version}\nArchitecture: all\n"
       "Maintainer: Nobody <nobody@example.org>\nDescription: a test drum kit\n")
-  (tree / "usr/share/sounds/sf2").mkdir(parents=True)
-  (tree / "usr/share/sounds/sf2/Test_Kit.sf2").write_bytes(b"RIFF not really a soundfont")
-  deb = folder / f"{package}_{version}_all.deb"
+  files = files or {"usr/share/sounds/sf2/Test_Kit.sf2": b"RIFF not really a soundfont"}
+  for name, data in files.items():
+    (tree / name).parent.mkdir(parents=True, exist_ok=True)
+    (tree / name).write_bytes(data)
+  deb = folder / f"{package}_{version.replace(':', '%3a')}_all.deb"
   subprocess.run(["dpkg-deb", "--root-owner-group", "--build", str(tree), str(deb)],
                  capture_output=True, check=True)
   return deb
@@ -227,6 +231,60 @@ def test_debian_fetch_with_apt_get_download(tmp_path, monkeypatch):
     fetch.fetch(dataclasses.replace(source, version="2.0-1"), root)
 
 
+@needs_apt
+def test_a_version_with_an_epoch_is_pinned_whole_and_foldered_without_it(tmp_path):
+  deb = _deb(tmp_path, "jaxeq-test-letters", "4:22.12.3-1",
+             {"usr/share/letters/fr/alpha/a-0.ogg": b"OggS not really"})
+  assert deb.name == "jaxeq-test-letters_4%3a22.12.3-1_all.deb"  # as apt-get download names it
+  source = fetch.Source("test-letters", "debian", "jaxeq-test-letters", "4:22.12.3-1",
+                        _sha256(deb), "GPL-2+", "letters by nobody (GPL-2+)", "usr/share/letters")
+  root = tmp_path / "cache"
+  folder = fetch.install(source, deb, root)
+  assert folder == root / "test-letters-22.12.3-1" and ":" not in source.folder
+  assert (folder / "usr/share/letters/fr/alpha/a-0.ogg").is_file()
+  assert json.loads((folder / "source.json").read_text())["version"] == "4:22.12.3-1"
+  assert fetch.is_fetched(source, root)
+  assert not fetch.is_fetched(dataclasses.replace(source, version="5:22.12.3-1"), root)
+
+
+def _orgue(folder: Path, tone: np.ndarray) -> bytes:
+  """A GrandOrgue package: a zip holding `tone` as a WavPack pipe sample Stop8/060-C.wav, a
+  drawstop noise Sounds/Stop8.wav and the organ definition."""
+  sf.write(folder / "tone.wav", tone, 44100, subtype="PCM_16")
+  subprocess.run(["wavpack", "-q", "-y", str(folder / "tone.wav"), "-o", str(folder / "tone.wv")],
+                 capture_output=True, check=True)
+  with zipfile.ZipFile(folder / "demo.orgue", "w") as bundle:
+    bundle.writestr("demo.organ", "[Organ]\nChurchName=test\n")
+    bundle.write(folder / "tone.wv", "Stop8/060-C.wav")
+    bundle.write(folder / "tone.wv", "Sounds/Stop8.wav")
+  return (folder / "demo.orgue").read_bytes()
+
+
+@needs_apt
+@pytest.mark.skipif(shutil.which("wavpack") is None or shutil.which("wvunpack") is None,
+                    reason="WavPack's tools are Debian's wavpack")
+def test_grandorgue_pipe_samples_are_decoded_from_the_package_at_fetch_time(tmp_path,
+                                                                           monkeypatch):
+  t = np.arange(4410) / 44100
+  tone = np.round(8000 * np.stack([np.sin(2 * np.pi * 262 * t), np.sin(2 * np.pi * 263 * t)],
+                                  1)).astype(np.int16)
+  deb = _deb(tmp_path, "jaxeq-test-organ", "3.9.5-1",
+             {"usr/share/GrandOrgue/packages/demo.orgue": _orgue(tmp_path, tone)})
+  source = fetch.Source("test-organ", "debian", "jaxeq-test-organ", "3.9.5-1", _sha256(deb),
+                        "GPL-2+", "an organ by nobody (GPL-2+)", fetch.PIPES, unpack="orgue")
+  folder = fetch.install(source, deb, tmp_path / "cache")
+  assert sorted(p.relative_to(folder / "pipes").as_posix()
+                for p in (folder / "pipes").rglob("*") if p.is_file()) == ["Stop8/060-C.flac"]
+  decoded, rate = sf.read(folder / "pipes/Stop8/060-C.flac", dtype="int16")
+  assert rate == 44100 and np.array_equal(decoded, tone)  # lossless
+  real_which = shutil.which
+  monkeypatch.setattr(fetch.shutil, "which", lambda name: None if name == "wvunpack"
+                      else real_which(name))
+  with pytest.raises(SetupError, match="wvunpack is not installed: .*apt-get install wavpack"):
+    fetch.install(dataclasses.replace(source, name="other"), deb, tmp_path / "cache")
+  assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["test-organ-3.9.5-1"]
+
+
 def test_source_dir_of_unfetched_source_says_how_to_fetch(tmp_path, monkeypatch):
   monkeypatch.setenv("JAXEQ_SOURCES", str(tmp_path))
   with pytest.raises(SetupError) as e:
@@ -241,10 +299,21 @@ def test_source_dir_of_unfetched_source_says_how_to_fetch(tmp_path, monkeypatch)
 def test_source_table_groups_and_attributions():
   assert len(fetch.GROUPS["tonejs"]) == 20 and len(fetch.GROUPS["salamander"]) == 17
   assert fetch.GROUPS["drums"] == ("hydrogen-drumkits", "avldrums")
-  assert len(fetch.SOURCES) == 39
+  assert fetch.GROUPS["excerpts"] == ("fillets-ng-cs", "klettres", "csoundqt-examples",
+                                      "grandorgue-demo", "fretsonfire-muldjord", "chuck-data")
+  assert set(fetch.GROUPS["voices"]) < set(fetch.GROUPS["excerpts"]) < set(fetch.GROUPS["all"])
+  assert len(fetch.SOURCES) == 45 and fetch.GROUPS["all"] == tuple(fetch.SOURCES)
   for s in fetch.SOURCES.values():
     assert s.kind in ("npm", "debian") and len(s.sha256) == 64 and int(s.sha256, 16) >= 0
-    assert s.licence and s.attribution and s.subdir
+    assert s.licence and s.attribution and s.subdir and s.unpack in ("", *fetch._UNPACK)
+    assert ":" not in s.folder and s.folder.startswith(f"{s.name}-")
+  debian = {s.package: s.version for s in fetch.select("excerpts")}
+  assert debian == {"fillets-ng-data-cs": "1.0.1-1.1", "klettres-data": "4:22.12.3-1",
+                    "csoundqt-examples": "1.1.1+dfsg0-1", "grandorgue-demo": "3.9.5-1",
+                    "fretsonfire-songs-muldjord": "2.dfsg-2.1", "chuck-data": "1.4.2.0-1"}
+  assert all(s.kind == "debian" for s in fetch.select("excerpts"))
+  assert fetch.SOURCES["grandorgue-demo"].unpack == "orgue"
+  assert fetch.SOURCES["klettres"].folder == "klettres-22.12.3-1"
   assert [s.name for s in fetch.select("drums,tonejs-violin,avldrums")] == [
       "hydrogen-drumkits", "avldrums", "tonejs-violin"]
   with pytest.raises(SetupError, match="unknown source 'fiddle'"):
