@@ -21,6 +21,11 @@ them: median |gain|, the share of bands at the layout's ±12 dB limit, and the r
 given a boost of more than 3 dB where they have no energy (more than 45 dB under their
 loudest third-octave). And how often an original has a noise floor (quiet frames,
 `jaxeq.spectrum.spectrum_and_noise_floor`) and how much of its audible band lies under it.
+
+**Level.** Each original processed as `jaxeq process` does it (classifier on): the make-up
+gain its EQ needs to keep its loudness (the EQ's own loudness move), what the true-peak
+limiter takes, and how often the limiter's cap (`jaxeq.loudness.MAX_LIMITING_DB`) left the
+output quieter.
 Writes `results.json`, `results.md` and `gains.png` into `--out`.
 """
 
@@ -36,11 +41,12 @@ from absl import app, flags
 import jaxeq
 from data_prep import dataset
 from jaxeq import plots
-from jaxeq.autoeq import QUIET_BOOST_DB, AutoEQ, reference_target
+from jaxeq.autoeq import AutoEQ
 from jaxeq.atomic import write_text_atomically
 from jaxeq.classes import CLASSES
 from jaxeq.eq import EQ, Band
-from jaxeq.spectrum import FLOOR_DB, audible_weight, in_noise, without_energy, zero_centre
+from jaxeq.spectrum import (FLOOR_DB, QUIET_BOOST_DB, audible_weight, in_noise, without_energy,
+                            zero_centre)
 
 flags.DEFINE_string("data", "data/medium4", "a featurized dataset with a real test split")
 flags.DEFINE_integer("clips", 960, "real test clips, evenly spaced over the split")
@@ -99,7 +105,7 @@ def main(argv) -> None:
   fitted = AutoEQ(auto.classifier, jaxeq.OptimiserMatcher(auto.matcher.layout), auto.targets)
   limit = max(abs(b.gain_db[1]) for b in auto.matcher.layout.bands)
   distances = {c: [] for c in CONDITIONS + ("true instrument, optimiser",)}
-  before, correct, gains, boosts, floors, in_floor = [], [], [], [], [], []
+  before, correct, gains, boosts, floors, in_floor, levels = [], [], [], [], [], [], []
   for n, i in enumerate(tqdm.tqdm(chosen, desc="recordings", unit="clip")):
     original, rate = jaxeq.load_audio(Path(FLAGS.data) / split.rows[i]["path"])
     coloured = jaxeq.apply_eq(original, rate, random_colouration(np.random.default_rng([FLAGS.seed, n])))
@@ -109,15 +115,17 @@ def main(argv) -> None:
     audio = {"o": original, "c": coloured}
     weight = np.asarray(audible_weight(spectra["o"]))
     before.append(audible_distance(spectra["o"], spectra["c"], weight))
-    targets = {}
+    # As `jaxeq process` runs: the classifier's blended target, its argmax, or the instrument
+    # named (a given target curve would be matched as a reference is, refined per track).
+    named = {}
     for k in "oc":
       probabilities = auto.classifier.predict(audio[k], rate)
       correct.append(max(probabilities, key=probabilities.get) == truth)
-      targets[k] = {"classifier, blended target": auto.targets.blend(probabilities)[0],
-                    "classifier, argmax target": auto.targets.blend(probabilities, top=1)[0],
-                    "true instrument": auto.targets.target(truth)}
+      named[k] = {"classifier, blended target": None,
+                  "classifier, argmax target": max(probabilities, key=probabilities.get),
+                  "true instrument": truth}
     for condition in CONDITIONS[:3]:
-      analyses = {k: auto.analyze(audio[k], rate, target=targets[k][condition]) for k in "oc"}
+      analyses = {k: auto.analyze(audio[k], rate, instrument=named[k][condition]) for k in "oc"}
       eqs = {k: a.eq for k, a in analyses.items()}
       distances[condition].append(audible_distance(after_eq(spectra["o"], eqs["o"]),
                                                    after_eq(spectra["c"], eqs["c"]), weight))
@@ -128,17 +136,19 @@ def main(argv) -> None:
         floor = analyses["o"].noise_floor
         floors.append(bool(np.any(floor > FLOOR_DB)))
         in_floor.append(float(np.sum(weight * in_noise(spectra["o"], floor)) / np.sum(weight)))
-    matched = auto.analyze(coloured, rate, target=reference_target(original, rate)).eq
+    levels.append(auto.process(original, rate)[1])
+    matched = auto.analyze(coloured, rate, reference=original).eq
     distances["reference matching"].append(
         audible_distance(spectra["o"], after_eq(spectra["c"], matched), weight))
     if n < FLAGS.optimiser_clips:
-      eqs = {k: fitted.analyze(audio[k], rate, target=targets[k]["true instrument"]).eq
-             for k in "oc"}
+      eqs = {k: fitted.analyze(audio[k], rate, instrument=truth).eq for k in "oc"}
       distances["true instrument, optimiser"].append(audible_distance(
           after_eq(spectra["o"], eqs["o"]), after_eq(spectra["c"], eqs["c"]), weight))
 
   before = np.array(before)
   gains, boosts = np.array(gains), np.array(boosts)
+  makeup = np.abs([level.makeup_gain_db for level in levels])
+  limited = np.array([level.limited_db for level in levels])
   results = {
       "data": FLAGS.data, "recordings": len(chosen), "targets": FLAGS.targets or "shipped",
       "classifier": FLAGS.classifier or "shipped", "matcher": FLAGS.matcher,
@@ -153,6 +163,15 @@ def main(argv) -> None:
       "largest_quiet_boost_db": float(np.max(boosts)),
       "noise_floor_found": float(np.mean(floors)),
       "audible_band_under_noise_floor": float(np.mean(in_floor)),
+      "level": {"makeup_within_6db": float(np.mean(makeup <= 6.0)),
+                "median_abs_makeup_db": float(np.median(makeup)),
+                "largest_abs_makeup_db": float(np.max(makeup)),
+                "limited_over_3db": float(np.mean(limited > 3.0)),
+                "largest_limited_db": float(np.max(limited)),
+                "limiter_capped": float(np.mean([level.limiter_capped for level in levels])),
+                "quieter_when_capped_lu": float(np.mean(
+                    [level.loudness_change_lu for level in levels if level.limiter_capped]
+                    or [0.0]))},
   }
   out = Path(FLAGS.out)
   out.mkdir(parents=True, exist_ok=True)
@@ -180,6 +199,15 @@ def results_markdown(results: dict) -> str:
             f"| originals with a noise floor (quiet frames) | {results['noise_floor_found']:.1%} |",
             f"| their audible band taken for noise (mean share) | "
             f"{results['audible_band_under_noise_floor']:.1%} |"]
+  level = results["level"]
+  lines += ["", "| level (originals processed as `jaxeq process` does) | value |", "|---|---|",
+            f"| make-up gain within ±6 dB | {level['makeup_within_6db']:.1%} |",
+            f"| median / largest \\|make-up gain\\| | {level['median_abs_makeup_db']:.2f} / "
+            f"{level['largest_abs_makeup_db']:.1f} dB |",
+            f"| limited by more than 3 dB | {level['limited_over_3db']:.1%} (largest "
+            f"{level['largest_limited_db']:.1f} dB) |",
+            f"| limiter capped, output quieter | {level['limiter_capped']:.1%} (by "
+            f"{-level['quieter_when_capped_lu']:.1f} LU on average) |"]
   return "\n".join(lines) + "\n"
 
 

@@ -23,6 +23,7 @@ SPLITS = ("train", "validation", "test")
 @dataclasses.dataclass(frozen=True)
 class Split:
   spectra: np.ndarray  # (clips, 256) float32 long-term spectra, dB
+  noise_floors: np.ndarray  # (clips, 256) float32 their noise floors, dB
   labels: np.ndarray  # (clips,) class index in jaxeq.CLASSES
   windows: np.ndarray  # (windows, 256, 256) float16 dB spectrograms, memory-mapped
   window_clip: np.ndarray  # (windows,) the clip of each window
@@ -40,7 +41,9 @@ class Split:
 
 
 def is_prepared(data_dir) -> bool:
-  return all((Path(data_dir) / "features" / s / "info.json").is_file() for s in SPLITS)
+  """Whether every split has features in the current format."""
+  return all(features.read_info(Path(data_dir) / "features" / s).get("format")
+             == features.FEATURES_FORMAT for s in SPLITS)
 
 
 def ensure(data_dir, size: str = "default", seed: int = 0, workers: int | None = None) -> Path:
@@ -65,13 +68,16 @@ def ensure(data_dir, size: str = "default", seed: int = 0, workers: int | None =
 
 def load_split(data_dir, split: str) -> Split:
   out = Path(data_dir) / "features" / split
-  if not (out / "info.json").is_file():
-    raise FileNotFoundError(f"{out}: no features; run `python -m data_prep.features {data_dir}`")
+  found = features.read_info(out).get("format")
+  if found != features.FEATURES_FORMAT:
+    raise FileNotFoundError(
+        f"{out}: " + (f"features in format {found}, expected {features.FEATURES_FORMAT}" if found
+                      else "no features") + f"; run `python -m data_prep.features {data_dir}`")
   with open(out / "index.csv", newline="", encoding="utf-8") as f:
     rows = list(csv.DictReader(f))
   load = lambda name, **kw: np.load(out / f"{name}.npy", allow_pickle=False, **kw)  # noqa: E731
-  return Split(load("spectra"), load("labels").astype(np.int32), load("windows", mmap_mode="r"),
-               load("window_clip"), rows)
+  return Split(load("spectra"), load("noise_floors"), load("labels").astype(np.int32),
+               load("windows", mmap_mode="r"), load("window_clip"), rows)
 
 
 def dataset_info(data_dir) -> dict:

@@ -5,6 +5,8 @@
 Reads `DIR/manifest.csv` (rendered or ingested) and writes, per split, `DIR/features/SPLIT/`:
 
     spectra.npy      float32 (clips, 256)            `jaxeq.long_term_spectrum`, dB on `jaxeq.FREQS`
+    noise_floors.npy float32 (clips, 256)            the clip's noise floor, dB
+                                                     (`jaxeq.spectrum.spectrum_and_noise_floor`)
     windows.npy      float16 (windows, 256, 256)     `jaxeq.log_spectrogram_windows` (6 s each;
                                                      a shorter clip's missing frames at
                                                      `jaxeq.spectrum.PADDING_DB`)
@@ -36,8 +38,10 @@ import tqdm
 import jaxeq
 from data_prep import manifest
 from jaxeq.atomic import atomic_path, write_text_atomically
+from jaxeq.spectrum import spectrum_and_noise_floor
 
-FEATURES_FORMAT = "jaxeq.features/1"
+# 2: with the clips' noise floors, which fine-tuning needs to build curves as inference does.
+FEATURES_FORMAT = "jaxeq.features/2"
 CHUNK = 32  # clips a worker task computes and saves at once
 WINDOW_SHAPE = (256, 256)
 
@@ -75,7 +79,7 @@ def featurize(root: Path, rows: list[dict], max_windows: int, workers: int) -> l
   for split, split_rows in splits.items():
     out = root / "features" / split
     digest = _digest(split_rows, max_windows)
-    info = _read_info(out)
+    info = read_info(out)
     if info.get("digest") == digest:
       print(f"{out}: up to date ({info['clips']} clips, {info['windows']} windows)")
       skipped += info["skipped"]
@@ -113,7 +117,8 @@ def featurize(root: Path, rows: list[dict], max_windows: int, workers: int) -> l
   return skipped
 
 
-def _read_info(out: Path) -> dict:
+def read_info(out: Path) -> dict:
+  """A split's `info.json` ({} where there is none yet)."""
   try:
     return json.loads((out / "info.json").read_text("utf-8"))
   except (OSError, ValueError):
@@ -123,34 +128,37 @@ def _read_info(out: Path) -> dict:
 def _featurize_chunk(task) -> int:
   """Computes one chunk of clips and saves it (atomically) as an .npz; returns its size."""
   root, clips, part_path, max_windows = task
-  spectra, windows, window_clip, errors = [], [], [], []
+  spectra, floors, windows, window_clip, errors = [], [], [], [], []
   for i, path in enumerate(clips):
     try:
-      spectrum, clip_windows = clip_features(Path(root) / path, max_windows)
+      spectrum, floor, clip_windows = clip_features(Path(root) / path, max_windows)
     except (jaxeq.AudioError, ValueError, RuntimeError) as e:
       errors.append(str(e) if str(e).startswith(str(Path(root) / path)) else f"{path}: {e}")
       spectra.append(np.full(len(jaxeq.FREQS), np.nan, np.float32))
+      floors.append(spectra[-1])
       continue
     errors.append("")
     spectra.append(spectrum)
+    floors.append(floor)
     windows.append(clip_windows)
     window_clip += [i] * len(clip_windows)
   with atomic_path(part_path, suffix=".npz") as tmp, open(tmp, "wb") as f:
-    np.savez(f, spectra=np.stack(spectra),
+    np.savez(f, spectra=np.stack(spectra), noise_floors=np.stack(floors),
              windows=np.concatenate(windows or [np.zeros((0, *WINDOW_SHAPE), np.float16)]),
              window_clip=np.array(window_clip, np.int32), errors=np.array(errors, dtype=str))
   return len(clips)
 
 
-def clip_features(path: Path, max_windows: int) -> tuple[np.ndarray, np.ndarray]:
-  """`(long-term spectrum (256,) float32, windows (n <= max_windows, 256, 256) float16)`."""
+def clip_features(path: Path, max_windows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """`(long-term spectrum (256,) float32, noise floor (256,) float32, windows
+  (n <= max_windows, 256, 256) float16)`."""
   audio, sample_rate = jaxeq.load_audio(path)
   try:
-    spectrum = jaxeq.long_term_spectrum(audio, sample_rate)
+    spectrum, floor = spectrum_and_noise_floor(audio, sample_rate)
     windows = jaxeq.log_spectrogram_windows(audio, sample_rate, max_windows)
   except jaxeq.AudioError as e:
     raise jaxeq.AudioError(f"{path}: {e}") from None
-  return spectrum, windows.astype(np.float16)
+  return spectrum, floor, windows.astype(np.float16)
 
 
 def _assemble(out: Path, rows: list[dict], part_paths: list[str]) -> list[str]:
@@ -160,7 +168,7 @@ def _assemble(out: Path, rows: list[dict], part_paths: list[str]) -> list[str]:
     with np.load(path, allow_pickle=False) as part:
       parts.append({name: part[name] for name in part.files})
   total_windows = sum(len(p["window_clip"]) for p in parts)
-  spectra, labels, window_clip, index, skipped = [], [], [], [], []
+  spectra, floors, labels, window_clip, index, skipped = [], [], [], [], [], []
   with atomic_path(out / "windows.npy", suffix=".npy") as tmp:
     # Written in place chunk by chunk: a large split's windows need not fit in memory.
     windows = (np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16,
@@ -176,6 +184,7 @@ def _assemble(out: Path, rows: list[dict], part_paths: list[str]) -> list[str]:
           continue
         clip = len(spectra)
         spectra.append(part["spectra"][i])
+        floors.append(part["noise_floors"][i])
         labels.append(jaxeq.CLASSES.index(row["class"]))
         index.append({**row, "class_index": labels[-1], "window_start": w + int(np.sum(counts[:i])),
                       "window_count": int(counts[i])})
@@ -188,7 +197,8 @@ def _assemble(out: Path, rows: list[dict], part_paths: list[str]) -> list[str]:
       with open(tmp, "wb") as f:
         np.save(f, windows)
     del windows
-  for name, array in (("spectra", np.array(spectra, np.float32).reshape(-1, len(jaxeq.FREQS))),
+  curves = lambda rows: np.array(rows, np.float32).reshape(-1, len(jaxeq.FREQS))  # noqa: E731
+  for name, array in (("spectra", curves(spectra)), ("noise_floors", curves(floors)),
                       ("labels", np.array(labels, np.int16)),
                       ("window_clip", np.array(window_clip, np.int32))):
     with atomic_path(out / f"{name}.npy", suffix=".npy") as tmp, open(tmp, "wb") as f:

@@ -6,15 +6,17 @@
     python -m experiments.finetune --workdir=workdirs/mine --config.data_dir=MY_INGESTED_DATA
     python -m experiments.finetune --workdir=/tmp/smoke --config=experiments/finetune.py:smoke
 
-Curves are built exactly as at inference: every clip's long-term spectrum, the classifier's
-probabilities, the target they blend (`TargetBank.blend`), the audible band the two share
-(`jaxeq.correction_weight`) and their difference there (`jaxeq.difference`). The loss and
-the MAE count the audible band (the loss counts the rest by `outside_weight`, where the EQ
-should leave the track alone). Training clips
-teach, validation clips choose the checkpoint, and the held-out curves of the `test` split's
-real recordings (held out from training) score MLP and CNN before and after
-fine-tuning against the per-curve optimiser floor, as predicted and as `AutoEQ` applies them
-(boosts scaled down where the track has no energy). Writes `results.json`, `results.md`,
+Curves are built exactly as at inference, by the one function inference uses
+(`jaxeq.spectrum.correction`): every clip's long-term spectrum and noise floor, the
+classifier's probabilities, the target they blend (`TargetBank.blend`), and their difference
+over the band where both carry energy and the track stands out of its noise (0 elsewhere: a
+flat EQ asked). The MAE is the paper's, the mean |D − R| over the whole curve, and the
+matcher's only job is to match the curve. Training clips teach, validation clips choose
+the checkpoint, and the held-out curves of the `test` split's real recordings (held out from
+training) score MLP and CNN before and after fine-tuning against the per-curve optimiser
+floor, as predicted and as `AutoEQ` applies them (boosts scaled down to 3 dB in the track's
+quiet band). The network and the floor minimise the same thing (`losses.correction_error`):
+the MAE, within that rule. Writes `results.json`, `results.md`,
 `mae.png` and `examples.png` to the workdir; `--export=DIR` writes the fine-tuned CNN as a
 matcher directory (`jaxeq.load_matcher(DIR)`).
 """
@@ -36,11 +38,11 @@ from data_prep import dataset
 from experiments import launch
 from jaxeq import fitting, losses, plots, trainer
 from jaxeq.atomic import write_text_atomically
-from jaxeq.autoeq import QUIET_BOOST_DB, limit_quiet_boosts
+from jaxeq.autoeq import limit_quiet_boosts
 from jaxeq.classes import CLASSES
 from jaxeq.classifier import load_classifier, softmax
 from jaxeq.matcher import Matcher, load_matcher
-from jaxeq.spectrum import FREQS, SAMPLE_RATE, correction_weight, difference, without_energy
+from jaxeq.spectrum import FREQS, SAMPLE_RATE, correction
 from jaxeq.targets import load_targets
 
 MODELS = ("mlp", "cnn")
@@ -75,24 +77,12 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   config.other_target_probability = 0.5
   # A track that already sounds like its target needs no EQ: with this probability a training
   # clip's target is its own (coloured) spectrum, a zero difference, so the network learns to
-  # return a flat EQ for it rather than whatever its gain and quiet-boost terms favour.
+  # return a flat EQ for it.
   config.own_spectrum_probability = 0.1
-  # Outside the audible band the difference is 0 and the EQ should stay near 0 there: the
-  # loss counts those frequencies this much (the MAE not at all).
-  config.outside_weight = 0.1
   # An automatic EQ should undo a colouration of its input: each curve is also made from the
   # spectrum coloured once more (a paper4 EQ within ±colouration_db), and the loss counts, by
   # this weight, how far the two EQs' difference is from undoing that colouration.
   config.consistency_weight = 1.0
-  # An L1 penalty on the gains (per dB): of two EQs that match about as well, the one with
-  # smaller gains, which a producer would keep (0.1 left 5 % of bands at ±12 dB on real
-  # recordings, 0.2 under 4 %).
-  config.gain_weight = 0.2
-  # The automatic EQ boosts at most 3 dB where a track has no energy (`AutoEQ.analyze` scales
-  # every boost down when it would): the loss counts, by this weight, how far (dB) an EQ's
-  # largest boost there goes over that, so the network keeps its shelves out of it instead
-  # (without it 40 % of real recordings had all their boosts scaled down).
-  config.quiet_boost_weight = 1.0
   config.floor_starts = 8
   config.floor_steps = 500
   config.best_metric = "mae_db"
@@ -115,9 +105,11 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
 class Curves:
   """A split's real-track material, as at inference."""
   spectra: np.ndarray  # (clips, 256) long-term spectra
+  noise_floors: np.ndarray  # (clips, 256) their noise floors
   targets: np.ndarray  # (clips, 256) the target blended from the classifier's probabilities
-  weights: np.ndarray  # (clips, 256) the audible band: correction_weight(targets, spectra)
-  curves: np.ndarray  # (clips, 256) difference(targets, spectra, weights)
+  weights: np.ndarray  # (clips, 256) correction(targets, spectra, noise_floors).weight
+  curves: np.ndarray  # (clips, 256) correction(targets, spectra, noise_floors).curve
+  quiet: np.ndarray  # (clips, 256) correction(targets, spectra, noise_floors).quiet
   predicted: np.ndarray  # (clips,) class index the classifier chose
   labels: np.ndarray  # (clips,) true class index
 
@@ -129,9 +121,10 @@ def real_curves(split: dataset.Split, classifier, bank) -> Curves:
   logits = classifier.clip_logits(split.windows, split.window_clip, len(split.labels))
   probabilities = softmax(logits, classifier.temperature)
   targets = np.stack([bank.blend(dict(zip(classifier.classes, p)))[0] for p in probabilities])
-  weights = np.asarray(correction_weight(targets, split.spectra))
-  curves = np.asarray(difference(targets, split.spectra, weights))
-  return Curves(split.spectra, targets, weights, curves, logits.argmax(axis=1), split.labels)
+  curves, weights, quiet = map(np.asarray,
+                               correction(targets, split.spectra, split.noise_floors))
+  return Curves(split.spectra, split.noise_floors, targets, weights, curves, quiet,
+                logits.argmax(axis=1), split.labels)
 
 
 class CurveStream:
@@ -165,20 +158,11 @@ class CurveStream:
       target[from_bank] = self.bank_curves[bank_rows]
       target[from_clip] = self.data.spectra[clip_rows]
     own_spectrum = rng.random(len(ids)) < self.own_spectrum_probability
-    return {"spectrum": self.data.spectra[ids], "target": target, "own_spectrum": own_spectrum}
+    return {"spectrum": self.data.spectra[ids], "noise_floor": self.data.noise_floors[ids],
+            "target": target, "own_spectrum": own_spectrum}
 
 
-def quiet_boost_excess(layout, unit, spectrum_db) -> jax.Array:
-  """Per curve, how far (dB) the EQ of `unit` settings boosts over `QUIET_BOOST_DB` where the
-  track `spectrum_db` has no energy (`without_energy`): what `AutoEQ.analyze` would scale away."""
-  response = layout.response_db(layout.from_unit(unit), FREQS, SAMPLE_RATE)
-  excess = jnp.maximum(response - QUIET_BOOST_DB, 0.0)
-  return jnp.max(jnp.where(without_energy(spectrum_db), excess, 0.0), axis=-1)
-
-
-def make_loss_fn(matcher: Matcher, colouration_db: float, outside_weight: float,
-                 consistency_weight: float = 0.0, gain_weight: float = 0.0,
-                 quiet_boost_weight: float = 0.0):
+def make_loss_fn(matcher: Matcher, colouration_db: float, consistency_weight: float = 0.0):
   layout, model = matcher.layout, matcher.model
 
   def colouration(key, n):
@@ -186,50 +170,49 @@ def make_loss_fn(matcher: Matcher, colouration_db: float, outside_weight: float,
     colour = colour._replace(gain_db=colour.gain_db * (colouration_db / 12.0))
     return layout.response_db(colour, FREQS, SAMPLE_RATE)
 
-  def predict(params, target, spectrum):
-    weight = correction_weight(target, spectrum)
-    curve = difference(target, spectrum, weight)
-    return model.apply({"params": params}, curve), curve, weight
+  def predict(params, target, spectrum, floor):
+    fix = correction(target, spectrum, floor)
+    return model.apply({"params": params}, fix.curve), fix
 
   def loss_fn(params, batch, rng):
     first, second = jax.random.split(rng)
     n = batch["spectrum"].shape[0]
-    spectrum = batch["spectrum"] + colouration(first, n)
+    # A microphone colours a track's noise as it colours the track.
+    colour = colouration(first, n)
+    spectrum, floor = batch["spectrum"] + colour, batch["noise_floor"] + colour
     target = jnp.where(batch["own_spectrum"][:, None], spectrum, batch["target"])
-    unit, curve, weight = predict(params, target, spectrum)
-    loss, metrics = losses.matching_loss(layout, unit, curve, gain_weight=gain_weight,
-                                         weight=weight + outside_weight * (1.0 - weight))
-    if quiet_boost_weight:
-      metrics["quiet_boost_db"] = jnp.mean(quiet_boost_excess(layout, unit, spectrum))
-      loss = loss + quiet_boost_weight * metrics["quiet_boost_db"]
-      metrics["loss"] = loss
+    unit, fix = predict(params, target, spectrum, floor)
+    response = layout.response_db(layout.from_unit(unit), FREQS, SAMPLE_RATE)
+    metrics = {"mae_db": jnp.mean(losses.curve_mae(response, fix.curve)),
+               "quiet_boost_db": jnp.mean(losses.quiet_boost_excess(response, fix.quiet))}
+    loss = jnp.mean(losses.correction_error(response, fix.curve, fix.quiet))
     if consistency_weight:
       extra = colouration(second, n)
-      recoloured, _, _ = predict(params, target, spectrum + extra)
+      recoloured, _ = predict(params, target, spectrum + extra, floor + extra)
       # The second EQ should be the first minus the extra colouration, over the audible band.
-      undone = layout.response_db(layout.from_unit(unit), FREQS, SAMPLE_RATE) - extra
-      metrics["consistency_db"] = jnp.mean(losses.response_mae(layout, recoloured, undone, weight))
+      metrics["consistency_db"] = jnp.mean(
+          losses.response_mae(layout, recoloured, response - extra, fix.weight))
       loss = loss + consistency_weight * metrics["consistency_db"]
-      metrics["loss"] = loss
+    metrics["loss"] = loss
     return loss, metrics
 
   return loss_fn
 
 
 def mae(layout, unit, curves: Curves) -> np.ndarray:
-  """Per-curve MAE (dB) of the EQs of `unit` settings on `curves`, over each one's audible
-  band."""
-  return np.asarray(losses.response_mae(layout, unit, curves.curves, curves.weights))
+  """Per-curve MAE (dB) of the EQs of `unit` settings on `curves`: the paper's, over the
+  whole curve."""
+  return np.asarray(losses.response_mae(layout, unit, curves.curves))
 
 
 def applied_mae(layout, unit, curves: Curves) -> np.ndarray:
   """`mae` of the EQs of `unit` settings as `AutoEQ` applies them: their boosts scaled down
-  where the track has no energy (`limit_quiet_boosts`), so a network is not credited with a
-  match a user never hears."""
+  where the track has no energy or is noise (`limit_quiet_boosts`), so a network is not
+  credited with a match a user never hears."""
   eqs = layout.to_eqs(layout.from_unit(unit))
-  response = np.stack([limit_quiet_boosts(eq, spectrum).response_db(FREQS, SAMPLE_RATE)
-                       for eq, spectrum in zip(eqs, curves.spectra)])
-  return np.asarray(losses.curve_mae(response, curves.curves, curves.weights))
+  response = np.stack([limit_quiet_boosts(eq, quiet).response_db(FREQS, SAMPLE_RATE)
+                       for eq, quiet in zip(eqs, curves.quiet)])
+  return np.asarray(losses.curve_mae(response, curves.curves))
 
 
 def finetune(config, workdir: Path, name: str, base: Matcher, train: Curves, val: Curves,
@@ -250,9 +233,7 @@ def finetune(config, workdir: Path, name: str, base: Matcher, train: Curves, val
                                         val)))}
 
   trainer.train(config, workdir, init_params=base.params,
-                loss_fn=make_loss_fn(base, config.colouration_db, config.outside_weight,
-                                     config.consistency_weight, config.gain_weight,
-                                     config.quiet_boost_weight),
+                loss_fn=make_loss_fn(base, config.colouration_db, config.consistency_weight),
                 batch_fn=stream,
                 optimizer=optax.adam(schedule), eval_fn=evaluate)
   evaluator.params, _ = trainer.restore_params(workdir, base.params, "best")
@@ -280,7 +261,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
   layout = base["cnn"].layout
   floor_unit, floor_mae = fitting.fit_curves(layout, test.curves, config.floor_starts,
                                              config.floor_steps, seed=config.seed,
-                                             weights=test.weights)
+                                             quiet=test.quiet)
   methods = {"MLP, synthetic only": base["mlp"], "CNN, synthetic only": base["cnn"],
              "MLP, fine-tuned": tuned["mlp"], "CNN, fine-tuned": tuned["cnn"]}
   units = {name: m.predict_unit(test.curves) for name, m in methods.items()}
@@ -353,8 +334,7 @@ def export(config, workdir, destination, command: str) -> None:
                            train=results["train_curves"], table=results_markdown(results),
                            other=config.other_target_probability,
                            own=config.own_spectrum_probability,
-                           outside=config.outside_weight, consistency=config.consistency_weight,
-                           gain=config.gain_weight, quiet=config.quiet_boost_weight)
+                           consistency=config.consistency_weight)
   Matcher(base.model_name, base.layout, params, base.model_kwargs).save(
       destination, card=card, training={"command": command, "step": step, "machine": machine,
                                         "results": results})
@@ -363,11 +343,12 @@ def export(config, workdir, destination, command: str) -> None:
 MODEL_CARD = """# CNN matcher, fine-tuned on real difference curves
 
 The shipped base CNN (synthetic stage), fine-tuned on difference curves built as at
-inference (classifier → blended target → difference over the audible band) from rendered and
-real recorded tracks. Loss: the L1 spectral error over the audible band (outside it weighted
-{outside:g}), {consistency:g} x the consistency error (an EQ of the track coloured once more
-should undo that colouration), {gain:g} x the mean |gain| (dB), {quiet:g} x the largest boost
-over 3 dB where the track has no energy (dB).
+inference (`jaxeq.spectrum.correction`: classifier → blended target → difference over the
+band where the track and its target carry energy and the track stands out of its noise, 0
+elsewhere) from rendered and real recorded tracks. Loss: `jaxeq.losses.correction_error`
+(the paper's L1 spectral error over the whole curve, plus the largest boost over 3 dB in the
+track's quiet band, in dB) and {consistency:g} x the consistency error (an EQ of the track
+coloured once more should undo that colouration).
 
 - command: `{command}`
 - data: {data}; {train} training clips, each re-coloured at random every step and {other:.0%}

@@ -7,8 +7,8 @@
     processed, analysis = auto.process(audio, sample_rate)
     print(analysis.summary())
 
-The correction is made where the track and its target carry energy (the audible band,
-`jaxeq.spectrum.correction_weight`) and nowhere else: the difference is 0 outside it, and the
+The correction (`jaxeq.spectrum.correction`, the one fine-tuning uses too) is made where the
+track and its target carry energy (the audible band) and nowhere else: the difference is 0 outside it, and the
 EQ never boosts more than `QUIET_BOOST_DB` where the track is more than
 `jaxeq.spectrum.AUDIBLE_BELOW_DB` under its loudest third-octave, or less than
 `jaxeq.spectrum.NOISE_MARGIN_DB` above its noise floor. A track with almost no audible band
@@ -28,23 +28,26 @@ from jaxeq.classifier import Classifier, load_classifier
 from jaxeq.eq import EQ
 from jaxeq.fitting import OptimiserMatcher
 from jaxeq.layouts import get_layout
-from jaxeq.loudness import K_WEIGHTING, LOSSLESS_CEILING_DBTP, gated_loudness, match_loudness
+from jaxeq.loudness import (K_WEIGHTING, LOSSLESS_CEILING_DBTP, MAX_LIMITING_DB, gated_loudness,
+                            match_loudness)
 from jaxeq.matcher import Matcher, load_matcher
 from jaxeq.processing import apply_eq, eq_channels, filter_channels
-from jaxeq.spectrum import (FREQS, SAMPLE_RATE, analysis_signal, audible_weight, correction_weight,
-                            difference, in_noise, long_term_spectrum, spectrum_and_noise_floor,
-                            without_energy, zero_centre)
+from jaxeq.spectrum import (FREQS, QUIET_BOOST_DB, SAMPLE_RATE, analysis_signal, audible_weight,
+                            correction, long_term_spectrum, nothing_to_equalise,
+                            spectrum_and_noise_floor, zero_centre)
 from jaxeq.targets import BLEND_TOP, TargetBank, load_targets
 
 MAX_AMOUNT = 2.0
-# At most this much boost (dB) where the track has no energy to speak of.
-QUIET_BOOST_DB = 3.0
 # Below this width of audible band (octaves) there is nothing to equalise: the EQ stays flat.
 MIN_AUDIBLE_OCTAVES = 1.0
 # A runner-up this close in probability to the winner is named beside it.
 CLOSE_RUNNER_UP = 0.5
 # Under this confidence a track says that the instrument is a guess.
 LOW_CONFIDENCE = 0.5
+
+
+class NoCommonBand(ValueError):
+  """A reference (or a given target) that shares too little audible band with the track."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +68,7 @@ class Analysis:
   makeup_gain_db: float | None = None
   loudness_change_lu: float | None = None
   limited_db: float | None = None
+  limiter_capped: bool = False  # the limiter would have taken more than its cap
 
   @property
   def confidence(self) -> float | None:
@@ -103,6 +107,9 @@ class Analysis:
       parts.append(f"make-up gain {self.makeup_gain_db:+.1f} dB, loudness "
                    + ("unchanged" if abs(change) < 0.05 else f"{change:+.1f} LU")
                    + (f", limited {self.limited_db:.1f} dB on peaks" if self.limited_db else ""))
+      if self.limiter_capped:
+        parts.append(f"output {-change:.1f} LU quieter than the input: the EQ's peaks would "
+                     f"have needed more than {MAX_LIMITING_DB:g} dB of limiting")
     if self.note:
       parts.append(self.note)
     return "; ".join(parts)
@@ -117,22 +124,18 @@ class Analysis:
             "target_mix": None if self.target_mix is None else dict(self.target_mix),
             "note": self.note, "makeup_gain_db": self.makeup_gain_db,
             "loudness_change_lu": self.loudness_change_lu, "limited_db": self.limited_db,
+            "limiter_capped": self.limiter_capped,
             "eq": self.eq.to_dict(), "freqs_hz": FREQS.tolist(),
             **{name: np.round(getattr(self, name), 3).tolist()
                for name in ("spectrum", "noise_floor", "target", "weight", "difference")
                if getattr(self, name) is not None}}
 
 
-def limit_quiet_boosts(eq: EQ, spectrum_db, noise_floor_db=None,
-                       max_boost_db: float = QUIET_BOOST_DB) -> EQ:
+def limit_quiet_boosts(eq: EQ, quiet, max_boost_db: float = QUIET_BOOST_DB) -> EQ:
   """`eq` with its boosting bands scaled down (all by one factor) until it boosts at most
-  `max_boost_db` where the track has no energy: more than `AUDIBLE_BELOW_DB` under its
-  loudest third-octave, or, given its noise floor, within `NOISE_MARGIN_DB` of that (a boost
-  there would only raise the hiss). Cuts are kept as they are."""
-  quiet = np.array(without_energy(spectrum_db))
-  if noise_floor_db is not None:
-    quiet |= in_noise(spectrum_db, noise_floor_db)
-  quiet = FREQS[quiet]
+  `max_boost_db` in the track's quiet band (`quiet`, booleans on `FREQS`: where it has no
+  energy or is mostly noise, `jaxeq.spectrum.quiet_band`). Cuts are kept as they are."""
+  quiet = FREQS[np.asarray(quiet, bool)]
 
   def boosts_scaled(scale: float) -> EQ:
     return EQ(dataclasses.replace(b, gain_db=b.gain_db * scale) if b.gain_db > 0 else b
@@ -192,11 +195,14 @@ class AutoEQ:
     `reference` (audio at `reference_rate`, default `sample_rate`) replaces the target with
     that track's spectrum: matching one track to another. `target` (256 dB values on
     `jaxeq.FREQS`, e.g. from `reference_target`) does the same for a curve already at hand.
+    Either is a request to match it as closely as the EQ can: the network's EQ is refined by
+    the per-curve optimiser (about a second on a CPU).
     """
     audio = check_audio(audio, sample_rate)
     mono = analysis_signal(audio, sample_rate)  # for the spectrum and the classifier alike
     spectrum, floor = spectrum_and_noise_floor(mono, SAMPLE_RATE)
     probabilities = mix = None
+    requested = reference is not None or target is not None
     if reference is not None:
       target = reference_target(reference, reference_rate or sample_rate)
     if target is None:
@@ -209,17 +215,22 @@ class AutoEQ:
         target, mix = self.targets.target(instrument), {instrument: 1.0}
     else:
       target, instrument = np.asarray(zero_centre(target)), None
-    weight = np.asarray(correction_weight(target, spectrum, floor))
-    diff = np.asarray(difference(target, spectrum, weight))
-    eq = self._match(diff, weight, sample_rate)
+    diff, weight, quiet = map(np.asarray, correction(target, spectrum, floor))
+    eq = self._match(diff, quiet, sample_rate, refine=requested)
     # What both carry energy in (not the fade beneath the track's band) decides it.
     note, octaves = None, audible_octaves(audible_weight(target) * audible_weight(spectrum))
-    if octaves < MIN_AUDIBLE_OCTAVES:
+    if octaves < MIN_AUDIBLE_OCTAVES and requested:
+      raise NoCommonBand(f"the reference and the track share only {octaves:.1f} octaves of "
+                         f"audible band: there is nothing to match")
+    nothing = nothing_to_equalise(mono)
+    if nothing is None and octaves < MIN_AUDIBLE_OCTAVES:
+      nothing = (f"the track and its target share only {octaves:.1f} octaves of audible band "
+                 f"(nothing in common to equalise)")
+    if nothing is not None:
       eq = EQ(dataclasses.replace(b, gain_db=0.0) for b in eq.bands)
-      note = (f"EQ left flat: the track and its target share only {octaves:.1f} octaves of "
-              f"audible band (a pure tone or a click has nothing to equalise)")
+      note = f"EQ left flat: {nothing}"
     else:
-      limited = limit_quiet_boosts(eq, spectrum, floor)
+      limited = limit_quiet_boosts(eq, quiet)
       if limited is not eq:
         note = (f"boosts scaled down to at most {QUIET_BOOST_DB:g} dB where the track has no "
                 f"energy or is mostly noise")
@@ -227,23 +238,21 @@ class AutoEQ:
     return Analysis(instrument, probabilities, spectrum, target, mix, weight, diff, eq, note,
                     noise_floor=floor)
 
-  def _match(self, diff, weight, sample_rate: int) -> EQ:
-    """The matcher's EQ for `diff`, with no band above what `sample_rate` allows
-    (`Layout.for_sample_rate`). Where the matcher's layout reaches higher, the optimiser fits
-    on the clipped layout instead, from the network's settings (clipped) when it has some."""
+  def _match(self, diff, quiet, sample_rate: int, refine: bool = False) -> EQ:
+    """The matcher's EQ for `diff` (boosting at most 3 dB in `quiet`, the correction's quiet
+    band), with no band above what `sample_rate` allows (`Layout.for_sample_rate`).
+
+    Where the network puts a band higher, or with `refine` (matching to a reference: a
+    request to match it as closely as the EQ can), the per-curve optimiser fits on the
+    clipped layout from the network's settings, which reaches the floor."""
     layout = self.matcher.layout.for_sample_rate(sample_rate)
-    if layout == self.matcher.layout:
-      return self.matcher.predict(diff, weight)[0]
-    first, optimiser = None, OptimiserMatcher(layout)
     if isinstance(self.matcher, OptimiserMatcher):
-      optimiser.starts, optimiser.steps, optimiser.seed = (self.matcher.starts, self.matcher.steps,
-                                                           self.matcher.seed)
-    else:
-      eq, = self.matcher.predict(diff, weight)
-      if layout.allows(eq):
-        return eq
-      first = layout.from_eq(eq)
-    return optimiser.predict(diff, weight, first=first)[0]
+      fit = OptimiserMatcher(layout, self.matcher.starts, self.matcher.steps, self.matcher.seed)
+      return fit.predict(diff, quiet)[0]
+    eq, = self.matcher.predict(diff, quiet)
+    if layout.allows(eq) and not refine:
+      return eq
+    return OptimiserMatcher(layout).predict(diff, quiet, first=layout.from_eq(eq))[0]
 
   def process(self, audio, sample_rate: int, amount: float = 1.0, instrument: str | None = None,
               reference=None, reference_rate: int | None = None, target=None,

@@ -310,6 +310,16 @@ def _reference(args) -> dict:
                             lambda: reference_target(*load_audio(args.reference)))}
 
 
+def _run(method, args, reference: dict, audio, rate, **kwargs):
+  """`AutoEQ.process` or `.analyze` (`method`) of one track as the flags ask; a reference
+  with no audible band in common with the track is refused naming it."""
+  from jaxeq.autoeq import NoCommonBand
+  try:
+    return method(audio, rate, instrument=args.instrument, **reference, **kwargs)
+  except NoCommonBand as e:
+    raise ValueError(f"--reference {args.reference}: {e}") from None
+
+
 def _track_line(track: Path, analysis, bank) -> str:
   """The line a track gets: its analysis, and which targets came from the shipped bank
   because `--targets` lacks them."""
@@ -328,9 +338,8 @@ def _process_work(args, reference: dict) -> Work:
   def work(track: Path, outputs: list[Path]) -> Callable[[], None]:
     out, eq_json, apo, analysis_json, *picture = outputs
     audio, rate = load_audio(track)
-    processed, analysis = auto.process(audio, rate, amount=args.amount,
-                                       instrument=args.instrument, **reference,
-                                       ceiling_dbtp=ceiling_dbtp(sf.info(track).subtype))
+    processed, analysis = _run(auto.process, args, reference, audio, rate, amount=args.amount,
+                               ceiling_dbtp=ceiling_dbtp(sf.info(track).subtype))
 
     def write() -> None:
       _save_like(track, out, processed, rate)  # creates the output's folder
@@ -376,7 +385,7 @@ def analyze_command(args) -> int:
   def work(track: Path, outputs: list[Path]) -> None:
     del outputs  # analyze writes nothing
     audio, rate = load_audio(track)
-    analysis = auto.analyze(audio, rate, instrument=args.instrument, **reference)
+    analysis = _run(auto.analyze, args, reference, audio, rate)
     tqdm.write(_track_line(track, analysis, auto.targets))
 
   return _each_track(args.inputs, "analyze", lambda: work)

@@ -1,7 +1,9 @@
 """The per-curve optimiser: the floor a matching network is measured against (DESIGN.md §2).
 
 Each curve gets its own fit: Adam on the layout's normalised settings (through a sigmoid,
-so every iterate is a valid EQ) from several starts, keeping the best. Everything is
+so every iterate is a valid EQ) from several starts, keeping the best. Given a correction's
+quiet band, it minimises what a network is fine-tuned on (`losses.correction_error`): the
+MAE, within the rule that no boost goes over 3 dB there. Everything is
 batched with `vmap` over curves and starts and runs as one jitted program per chunk.
 """
 
@@ -16,20 +18,22 @@ import optax
 
 from jaxeq import losses
 from jaxeq.layouts import Layout
+from jaxeq.spectrum import FREQS, SAMPLE_RATE
 
 
 def fit_curves(layout: Layout, curves_db, starts: int = 8, steps: int = 500,
-               learning_rate: float = 0.05, seed: int = 0, chunk: int = 256, weights=None,
+               learning_rate: float = 0.05, seed: int = 0, chunk: int = 256, quiet=None,
                first=None):
   """Best settings found per curve: `(unit (N, num_controls), mae_db (N,))` as NumPy.
 
-  `weights` (like `curves_db`, default ones) say which frequencies the MAE counts. One start
+  `quiet` (booleans like `curves_db`, `jaxeq.spectrum.Correction.quiet`) is where no boost may
+  go over 3 dB (default: nowhere); `mae_db` is the plain MAE of the fit. One start
   is `first` (`(N, num_controls)` in [0, 1], e.g. a network's settings) or the middle of
   every range; the others are uniform in [0, 1]^n.
   """
   curves = np.atleast_2d(np.asarray(curves_db, np.float32))
-  weights = np.ones_like(curves) if weights is None else np.broadcast_to(
-      np.asarray(weights, np.float32), curves.shape)
+  quiet = np.zeros(curves.shape, bool) if quiet is None else np.broadcast_to(
+      np.asarray(quiet, bool), curves.shape)
   if starts < 1 or steps < 1:
     raise ValueError(f"starts={starts} and steps={steps} must be >= 1")
   # Kept off the ends, where the sigmoid's logit is infinite.
@@ -40,7 +44,7 @@ def fit_curves(layout: Layout, curves_db, starts: int = 8, steps: int = 500,
   for start in range(0, len(curves), chunk):
     key = jax.random.fold_in(jax.random.PRNGKey(seed), start)
     unit, mae = fit(jnp.asarray(curves[start:start + chunk]),
-                    jnp.asarray(weights[start:start + chunk]), key,
+                    jnp.asarray(quiet[start:start + chunk]), key,
                     jnp.asarray(first[start:start + chunk]))
     units.append(np.asarray(unit))
     maes.append(np.asarray(mae))
@@ -51,26 +55,30 @@ def fit_curves(layout: Layout, curves_db, starts: int = 8, steps: int = 500,
 def _fit_chunk(layout: Layout, starts: int, steps: int, learning_rate: float):
   optimizer = optax.adam(learning_rate)
 
-  def objective(logits, curve, weight):
-    return losses.response_mae(layout, jax.nn.sigmoid(logits), curve, weight)
+  def response(logits):
+    return layout.response_db(layout.from_unit(jax.nn.sigmoid(logits)), FREQS, SAMPLE_RATE)
 
-  def fit_one(curve, weight, logits):
+  def objective(logits, curve, quiet):
+    return losses.correction_error(response(logits), curve, quiet)
+
+  def fit_one(curve, quiet, logits):
     def update(carry, _):
       logits, opt_state = carry
-      grads = jax.grad(objective)(logits, curve, weight)
+      grads = jax.grad(objective)(logits, curve, quiet)
       updates, opt_state = optimizer.update(grads, opt_state)
       return (optax.apply_updates(logits, updates), opt_state), None
 
     (logits, _), _ = jax.lax.scan(update, (logits, optimizer.init(logits)), None, length=steps)
-    return jax.nn.sigmoid(logits), objective(logits, curve, weight)
+    return (jax.nn.sigmoid(logits), objective(logits, curve, quiet),
+            losses.curve_mae(response(logits), curve))
 
   @jax.jit
-  def fit(curves, weights, key, first):
+  def fit(curves, quiet, key, first):
     n, k = curves.shape[0], layout.num_controls
     unit0 = jax.random.uniform(key, (n, starts, k), minval=0.02, maxval=0.98).at[:, 0].set(first)
-    unit, mae = jax.vmap(jax.vmap(fit_one, (None, None, 0)))(curves, weights,
-                                                             jnp.log(unit0 / (1 - unit0)))
-    best = jnp.argmin(mae, axis=1)
+    unit, error, mae = jax.vmap(jax.vmap(fit_one, (None, None, 0)))(
+        curves, quiet, jnp.log(unit0 / (1 - unit0)))
+    best = jnp.argmin(error, axis=1)
     return unit[jnp.arange(n), best], mae[jnp.arange(n), best]
 
   return fit
@@ -86,10 +94,10 @@ class OptimiserMatcher:
   def __init__(self, layout: Layout, starts: int = 8, steps: int = 500, seed: int = 0):
     self.layout, self.starts, self.steps, self.seed = layout, starts, steps, seed
 
-  def predict(self, curves_db, weights=None, first=None) -> list:
-    """One `EQ` per curve, fitted over the frequencies `weights` counts (default: all);
+  def predict(self, curves_db, quiet=None, first=None) -> list:
+    """One `EQ` per curve, boosting at most 3 dB where `quiet` (`Correction.quiet`) is true;
     `first` (`Settings` in the layout's ranges) is one of the starts."""
     unit, _ = fit_curves(self.layout, curves_db, self.starts, self.steps, seed=self.seed,
-                         weights=weights,
+                         quiet=quiet,
                          first=None if first is None else self.layout.to_unit(first))
     return self.layout.to_eqs(self.layout.from_unit(unit))

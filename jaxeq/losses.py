@@ -2,8 +2,10 @@
 
 The response error is the paper's metric: mean |target − response| over `FREQS`, both
 zero-centred (DESIGN.md §2), so a network is never asked to match overall level. With a
-`weight` (the audible band, `jaxeq.spectrum.correction_weight`) both the centring and the mean
-count only the frequencies where the track and its target carry energy.
+`weight` both the centring and the mean count only the frequencies it weights.
+`correction_error` is what every matcher of a real track's correction minimises, the network
+in fine-tuning and the per-curve optimiser alike: that MAE over the whole curve, plus how far
+the EQ breaks the rule that it boosts at most `QUIET_BOOST_DB` in the track's quiet band.
 """
 
 from __future__ import annotations
@@ -12,7 +14,12 @@ import jax
 import jax.numpy as jnp
 
 from jaxeq.layouts import Layout
-from jaxeq.spectrum import FREQS, SAMPLE_RATE, zero_centre
+from jaxeq.spectrum import FREQS, QUIET_BOOST_DB, SAMPLE_RATE, zero_centre
+
+# Each dB a boost goes over `QUIET_BOOST_DB` in the quiet band costs as much as a dB of MAE over
+# the whole curve: `AutoEQ` scales every boost down until the rule holds, so a matcher that
+# breaks it loses far more of its match as applied than it won.
+QUIET_BOOST_WEIGHT = 1.0
 
 
 def response_mae(layout: Layout, unit: jax.Array, target_db: jax.Array,
@@ -30,6 +37,23 @@ def curve_mae(response_db: jax.Array, target_db: jax.Array,
   if weight is None:
     return jnp.mean(error, axis=-1)
   return jnp.sum(weight * error, axis=-1) / jnp.maximum(jnp.sum(weight, axis=-1), 1e-6)
+
+
+def quiet_boost_excess(response_db: jax.Array, quiet: jax.Array) -> jax.Array:
+  """Per curve, how far (dB) `response_db` `(..., 256)` boosts over `QUIET_BOOST_DB` where
+  `quiet` (`jaxeq.spectrum.quiet_band`) is true: what `AutoEQ` would scale away."""
+  excess = jnp.maximum(response_db - QUIET_BOOST_DB, 0.0)
+  return jnp.max(jnp.where(quiet, excess, 0.0), axis=-1)
+
+
+def correction_error(response_db: jax.Array, curve_db: jax.Array,
+                     quiet: jax.Array | None = None) -> jax.Array:
+  """Per curve, what a matcher of a correction (`jaxeq.spectrum.correction`) minimises: the
+  MAE over the whole curve, plus `QUIET_BOOST_WEIGHT` x `quiet_boost_excess` given `quiet`."""
+  error = curve_mae(response_db, curve_db)
+  if quiet is None:
+    return error
+  return error + QUIET_BOOST_WEIGHT * quiet_boost_excess(response_db, quiet)
 
 
 def matching_loss(layout: Layout, unit: jax.Array, target_db: jax.Array,

@@ -42,6 +42,9 @@ LOOKAHEAD_S, RELEASE_S = 0.005, 0.01
 INTERSAMPLE_MARGIN_DB = 6.0
 # Limiting costs a little loudness; the make-up gain is raised to win it back, by at most this.
 MAX_EXTRA_GAIN_DB, MAX_ROUNDS = 12.0, 8
+# The most the limiter may take off a peak: beyond it a limiter audibly flattens transients, so
+# the make-up gain comes down instead and the output is that much quieter than the input.
+MAX_LIMITING_DB = 6.0
 _LOUDNESS_TOLERANCE_LU = 0.05
 
 
@@ -205,23 +208,29 @@ def _limited_blocks(power: np.ndarray, blocks, plain: np.ndarray, gain_db: float
 
 @dataclasses.dataclass(frozen=True)
 class LevelMatch:
-  """What `match_loudness` did: the make-up gain, the most the limiter took off a peak, and
-  the loudness change that remains (LU)."""
+  """What `match_loudness` did: the make-up gain, the most the limiter took off a peak, the
+  loudness change that remains (LU), and whether the limiter's cap lowered the make-up gain."""
   makeup_gain_db: float
   limited_db: float
   loudness_change_lu: float
+  limiter_capped: bool = False
 
 
 def match_loudness(processed, sample_rate: int, weighted: np.ndarray, target_lufs: float,
-                   ceiling_db: float = LOSSLESS_CEILING_DBTP) -> tuple[np.ndarray, LevelMatch]:
+                   ceiling_db: float = LOSSLESS_CEILING_DBTP,
+                   max_limiting_db: float = MAX_LIMITING_DB) -> tuple[np.ndarray, LevelMatch]:
   """`processed` brought to `target_lufs` with its true peaks limited to `ceiling_db`: the
   output and what was done. `weighted` is `processed` K-weighted, `(channels, samples)`.
 
   Peaks are limited rather than the whole track turned down, so the loudness holds; what the
   limiter takes is won back by raising the make-up gain (up to `MAX_EXTRA_GAIN_DB`), measured
   on `weighted` times the gain (the gain changes slowly next to the K-weighting filters).
-  Silence on either side leaves the level as it is.
+  The limiter takes at most `max_limiting_db` off a peak: where it would take more, the
+  make-up gain is lowered until it takes that much, and the output is quieter than the input
+  (`LevelMatch.limiter_capped`). Silence on either side leaves the level as it is.
   """
+  if not max_limiting_db > 0:
+    raise ValueError(f"max_limiting_db={max_limiting_db!r}: expected a positive number of dB")
   channels = np.atleast_2d(np.asarray(processed).T)
   power = weighted_power(weighted)
   blocks = gating_blocks(len(power), sample_rate)
@@ -249,7 +258,13 @@ def match_loudness(processed, sample_rate: int, weighted: np.ndarray, target_luf
       slope = min(1.0, max(0.1, (change - tried[-1][1]) / (makeup - tried[-1][0])))
     tried.append((makeup, change))
     makeup = min(makeup - change / slope, most)
+  capped = limited > max_limiting_db
+  if capped:  # the make-up gain at which the loudest true peak needs exactly the cap
+    makeup = ceiling_db + max_limiting_db - 20 * math.log10(float(np.max(envelope)))
+    reduction = peak_reduction_db(envelope, sample_rate, makeup, ceiling_db)
+    limited = float(np.max(reduction))
+    change = gate(_limited_blocks(power, blocks, plain, makeup, reduction)) - target_lufs
   gain = 10 ** ((makeup - reduction) / 20) if limited else np.float32(10 ** (makeup / 20))
   out = (channels * gain).T.reshape(np.shape(processed))
   return (out.astype(np.asarray(processed).dtype, copy=False),
-          LevelMatch(float(makeup), float(limited), float(change)))
+          LevelMatch(float(makeup), float(limited), float(change), capped))

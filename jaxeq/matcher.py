@@ -45,14 +45,15 @@ class Matcher:
   def predict_settings(self, curves_db) -> Settings:
     return self.layout.from_unit(self.predict_unit(curves_db))
 
-  def predict(self, curves_db, weights=None) -> list[EQ]:
+  def predict(self, curves_db, quiet=None) -> list[EQ]:
     """One `EQ` per curve. Curves are dB on `jaxeq.FREQS`; their mean level is ignored.
 
-    The models were trained on curves within ±12 dB, as `jaxeq.difference` makes them: zero
-    outside the audible band, which is how a network reads it (`weights`, the band itself,
-    is for `OptimiserMatcher`, which fits over it; a network does not need it).
+    The models were trained on curves within ±12 dB, as `jaxeq.spectrum.correction` makes
+    them: zero outside the audible band, which is how a network reads it. `quiet` (the
+    correction's quiet band) is for `OptimiserMatcher`, which fits within it; a fine-tuned
+    network learned to keep its boosts out of it.
     """
-    del weights
+    del quiet
     return self.layout.to_eqs(self.predict_settings(curves_db))
 
   def save(self, directory, training: dict | None = None, card: str | None = None) -> None:

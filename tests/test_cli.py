@@ -166,6 +166,18 @@ def test_a_silent_reference_is_named_before_the_models_load(tmp_path):
   assert result.stderr.startswith("jaxeq: --reference: quiet.wav: audio is silent")
 
 
+def test_a_reference_with_no_band_in_common_is_refused_naming_it(tmp_path):
+  rate = 44100
+  noise = np.random.default_rng(4).standard_normal(2 * rate)
+  bins = np.fft.rfftfreq(len(noise), 1 / rate)
+  sf.write(tmp_path / "rumble.wav", 0.3 * np.fft.irfft(np.fft.rfft(noise) * (bins < 80)), rate)
+  sf.write(tmp_path / "hiss.wav", 0.1 * np.fft.irfft(np.fft.rfft(noise) * (bins > 10000)), rate)
+  result = _jaxeq("analyze", "rumble.wav", "--reference", "hiss.wav", cwd=tmp_path)
+  assert result.returncode == 1 and "Traceback" not in result.stderr
+  line, = [line for line in result.stderr.splitlines() if "rumble.wav" in line]
+  assert "--reference hiss.wav" in line and "octaves of audible band" in line
+
+
 def _real_drums(kit: str, *names: str) -> list:
   from data_prep import fetch
   return [fetch.source_dir("hydrogen-drumkits") / kit / name for name in names]

@@ -18,6 +18,7 @@ import jaxeq
 from data_prep import dataset, features, manifest, plan, recording_chain, recordings
 from data_prep.material import corpus_parts, make_material
 from data_prep.synth import SOUNDS, SetupError, find_bank
+from jaxeq.spectrum import spectrum_and_noise_floor
 import data_prep.synth as synth_module
 
 REPO = Path(__file__).resolve().parents[1]
@@ -304,6 +305,16 @@ def smoke_features(smoke):
   return smoke / "features"
 
 
+def test_features_of_an_older_format_are_refused_with_the_command_that_remakes_them(tmp_path):
+  for split in dataset.SPLITS:
+    (tmp_path / "features" / split).mkdir(parents=True)
+    (tmp_path / "features" / split / "info.json").write_text('{"format": "jaxeq.features/1"}')
+  assert not dataset.is_prepared(tmp_path)  # `dataset.ensure` featurizes it again
+  with pytest.raises(FileNotFoundError, match="format jaxeq.features/1, expected "
+                                              "jaxeq.features/2.*python -m data_prep.features"):
+    dataset.load_split(tmp_path, "train")
+
+
 def test_features_hold_every_clip_spectrum_and_window(smoke, smoke_features):
   rows = manifest.read_manifest(smoke)
   for split in plan.SPLITS:
@@ -329,6 +340,9 @@ def test_features_hold_every_clip_spectrum_and_window(smoke, smoke_features):
   audio, rate = jaxeq.load_audio(smoke / row["path"])
   np.testing.assert_array_equal(np.load(smoke_features / "test/spectra.npy")[7],
                                 jaxeq.long_term_spectrum(audio, rate))
+  # ... and its noise floor, which fine-tuning builds its corrections with, as inference does.
+  np.testing.assert_array_equal(np.load(smoke_features / "test/noise_floors.npy")[7],
+                                spectrum_and_noise_floor(audio, rate)[1])
   np.testing.assert_array_equal(np.load(smoke_features / "test/windows.npy")[7],
                                 jaxeq.log_spectrogram_windows(audio, rate)[0].astype(np.float16))
 

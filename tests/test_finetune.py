@@ -10,7 +10,7 @@ import pytest
 import jaxeq
 from data_prep import plan
 from experiments import finetune
-from jaxeq import losses
+from jaxeq import fitting, losses, spectrum as spectrum_lib
 
 
 def test_smoke_run_writes_the_comparison_and_exports_a_matcher(tmp_path, smoke_dataset):
@@ -52,7 +52,8 @@ def test_a_share_of_training_clips_is_paired_with_another_target():
   own = rng.normal(0, 6, (200, 256)).astype(np.float32)
   bank = rng.normal(0, 6, (35, 256)).astype(np.float32)
   labels = np.zeros(200, np.int32)
-  data = finetune.Curves(spectra, own, np.ones_like(own), own, labels, labels)
+  data = finetune.Curves(spectra, spectra - 60, own, np.ones_like(own), own,
+                         np.zeros_like(own, bool), labels, labels)
   stream = finetune.CurveStream(data, bank, batch_size=100, seed=3, other_target_probability=0.5)
   batch = stream(7)
   np.testing.assert_array_equal(batch["target"], stream(7)["target"])  # a function of the step
@@ -79,7 +80,7 @@ def test_a_share_of_training_clips_is_paired_with_another_target():
 def test_a_clip_marked_own_spectrum_is_trained_on_a_zero_difference():
   matcher = jaxeq.load_matcher("cnn")
   rng = np.random.default_rng(2)
-  data = finetune.Curves(*[rng.normal(0, 6, (200, 256)).astype(np.float32)] * 4,
+  data = finetune.Curves(*[rng.normal(0, 6, (200, 256)).astype(np.float32)] * 6,
                          *[np.zeros(200, np.int32)] * 2)
   marked = finetune.CurveStream(data, data.spectra, batch_size=100, seed=3,
                                 own_spectrum_probability=0.2)(5)["own_spectrum"]
@@ -88,10 +89,11 @@ def test_a_clip_marked_own_spectrum_is_trained_on_a_zero_difference():
   # the loss is the same.
   spectrum = rng.normal(0, 4, (4, 256)).astype(np.float32) - 20
   key = jax.random.PRNGKey(0)
-  loss_fn = finetune.make_loss_fn(matcher, 6.0, 0.1, consistency_weight=1.0)
+  loss_fn = finetune.make_loss_fn(matcher, 6.0, consistency_weight=1.0)
 
   def loss(target, own_spectrum):
-    return loss_fn(matcher.params, {"spectrum": spectrum, "target": target,
+    return loss_fn(matcher.params, {"spectrum": spectrum, "noise_floor": spectrum - 50,
+                                    "target": target,
                                     "own_spectrum": np.full(4, own_spectrum)}, key)[0]
 
   first, second = rng.normal(0, 6, (2, 4, 256)).astype(np.float32)
@@ -102,12 +104,13 @@ def test_a_clip_marked_own_spectrum_is_trained_on_a_zero_difference():
 def test_consistency_term_counts_how_far_an_eq_is_from_undoing_a_colouration():
   matcher = jaxeq.load_matcher("cnn")
   rng = np.random.default_rng(1)
-  batch = {"spectrum": rng.normal(0, 4, (8, 256)).astype(np.float32) - 20,
+  spectrum = rng.normal(0, 4, (8, 256)).astype(np.float32) - 20
+  batch = {"spectrum": spectrum, "noise_floor": spectrum - 50,
            "target": rng.normal(0, 4, (8, 256)).astype(np.float32),
            "own_spectrum": np.zeros(8, bool)}
   key = jax.random.PRNGKey(0)
-  plain = finetune.make_loss_fn(matcher, 6.0, 0.1)
-  consistent = finetune.make_loss_fn(matcher, 6.0, 0.1, consistency_weight=1.0)
+  plain = finetune.make_loss_fn(matcher, 6.0)
+  consistent = finetune.make_loss_fn(matcher, 6.0, consistency_weight=1.0)
   loss, metrics = plain(matcher.params, batch, key)
   both, with_term = consistent(matcher.params, batch, key)
   assert "consistency_db" not in metrics and with_term["consistency_db"] > 0
@@ -119,34 +122,59 @@ def test_consistency_term_counts_how_far_an_eq_is_from_undoing_a_colouration():
   assert flat["consistency_db"] > with_term["consistency_db"]
 
 
-def test_quiet_boost_term_counts_boosts_over_3_db_where_the_track_has_no_energy():
+def test_fine_tuning_builds_its_curves_with_the_function_inference_uses(monkeypatch):
+  # One correction, one function: the loss calls `jaxeq.spectrum.correction` with the track's
+  # noise floor, coloured as the track is, and so does AutoEQ (tests/test_autoeq.py).
+  calls = []
+
+  def spy(target, track, floor=None):
+    calls.append(floor is not None)
+    return spectrum_lib.correction(target, track, floor)
+
+  monkeypatch.setattr(finetune, "correction", spy)
+  matcher = jaxeq.load_matcher("cnn")
+  rng = np.random.default_rng(4)
+  track = rng.normal(0, 4, (4, 256)).astype(np.float32) - 20
+  batch = {"spectrum": track, "noise_floor": track - 8.0,
+           "target": rng.normal(0, 4, (4, 256)).astype(np.float32),
+           "own_spectrum": np.zeros(4, bool)}
+  finetune.make_loss_fn(matcher, 6.0, consistency_weight=1.0)(matcher.params, batch,
+                                                                jax.random.PRNGKey(0))
+  assert calls == [True, True]  # the curve and the re-coloured curve, each with its floor
+  # A track standing only 8 dB out of its noise is mostly noise: nothing is asked there.
+  fix = spectrum_lib.correction(batch["target"], track, track - 4.0)
+  assert np.all(np.asarray(fix.curve) == 0) and np.all(np.asarray(fix.quiet))
+
+
+def test_the_loss_is_the_paper_mae_plus_the_quiet_boost_rule_and_no_gain_penalty():
   matcher = jaxeq.load_matcher("cnn")
   layout = matcher.layout
   # A dark track: nothing to speak of above 8 kHz (60 dB under the rest).
   spectrum = np.where(jaxeq.FREQS < 8000, 0.0, -60.0).astype(np.float32)[None]
+  quiet = np.asarray(spectrum_lib.quiet_band(spectrum))
   settings = layout.from_unit(jnp.full((1, layout.num_controls), 0.5))
   flat = settings._replace(gain_db=jnp.zeros_like(settings.gain_db))
   shelf = flat._replace(gain_db=flat.gain_db.at[:, -1].set(10.0),
                         freq_hz=flat.freq_hz.at[:, -1].set(4000.0))
-  excess = finetune.quiet_boost_excess(layout, layout.to_unit(shelf), spectrum)
-  np.testing.assert_allclose(excess, [10.0 - 3.0], atol=0.3)
-  # Cutting there, or boosting where the track has energy, is not counted.
-  cut = shelf._replace(gain_db=-shelf.gain_db)
-  low = flat._replace(gain_db=flat.gain_db.at[:, 0].set(10.0),
-                      freq_hz=flat.freq_hz.at[:, 0].set(100.0))
-  for ok in (flat, cut, low):
-    assert float(finetune.quiet_boost_excess(layout, layout.to_unit(ok), spectrum)[0]) < 0.1
-  # Asked for that shelf, the EQ matches it, but not as AutoEQ applies it (boost scaled down).
-  asked = layout.response_db(shelf, jaxeq.FREQS, jaxeq.SAMPLE_RATE)
-  curves = finetune.Curves(spectrum, spectrum, np.ones_like(spectrum), np.asarray(asked),
-                           *[np.zeros(1, np.int32)] * 2)
-  assert float(losses.response_mae(layout, layout.to_unit(shelf), asked)[0]) < 0.05
+  response = layout.response_db(shelf, jaxeq.FREQS, jaxeq.SAMPLE_RATE)
+  np.testing.assert_allclose(losses.quiet_boost_excess(response, quiet), [10.0 - 3.0], atol=0.3)
+  # Cutting there, or boosting where the track has energy, breaks no rule.
+  for ok in (flat._replace(gain_db=-shelf.gain_db),
+             flat._replace(gain_db=flat.gain_db.at[:, 0].set(10.0),
+                           freq_hz=flat.freq_hz.at[:, 0].set(100.0))):
+    ok_response = layout.response_db(ok, jaxeq.FREQS, jaxeq.SAMPLE_RATE)
+    assert float(losses.quiet_boost_excess(ok_response, quiet)[0]) < 0.1
+    # ... and a curve asking for exactly that EQ costs nothing: large gains are not penalised.
+    assert float(losses.correction_error(ok_response, ok_response, quiet)[0]) < 1e-4
+  # Asked for the shelf, the EQ matches it, but not as AutoEQ applies it (boost scaled down),
+  # and the objective says so.
+  curves = finetune.Curves(spectrum, spectrum - 100, spectrum, np.ones_like(spectrum),
+                           np.asarray(response), quiet, *[np.zeros(1, np.int32)] * 2)
+  assert float(finetune.mae(layout, layout.to_unit(shelf), curves)[0]) < 0.05
   assert float(finetune.applied_mae(layout, layout.to_unit(shelf), curves)[0]) > 1.0
-  # The loss adds it, by its weight.
-  batch = {"spectrum": np.repeat(spectrum, 4, axis=0), "target": np.zeros((4, 256), np.float32),
-           "own_spectrum": np.zeros(4, bool)}
-  key = jax.random.PRNGKey(0)
-  plain, _ = finetune.make_loss_fn(matcher, 6.0, 0.1)(matcher.params, batch, key)
-  loss, metrics = finetune.make_loss_fn(matcher, 6.0, 0.1, quiet_boost_weight=2.0)(
-      matcher.params, batch, key)
-  np.testing.assert_allclose(loss, plain + 2.0 * metrics["quiet_boost_db"], rtol=1e-5)
+  np.testing.assert_allclose(losses.correction_error(response, response, quiet), [7.0], atol=0.3)
+  # The per-curve optimiser, given the quiet band, keeps its boost there within the rule.
+  unit, _ = fitting.fit_curves(layout, np.asarray(response), starts=2, steps=300,
+                                     quiet=quiet)
+  fitted = layout.response_db(layout.from_unit(unit), jaxeq.FREQS, jaxeq.SAMPLE_RATE)
+  assert float(losses.quiet_boost_excess(fitted, quiet)[0]) < 0.5
