@@ -70,7 +70,7 @@ def _fit_chunk(layout: Layout, starts: int, steps: int, learning_rate: float):
 
     (logits, _), _ = jax.lax.scan(update, (logits, optimizer.init(logits)), None, length=steps)
     return (jax.nn.sigmoid(logits), objective(logits, curve, quiet),
-            losses.curve_mae(response(logits), curve))
+            losses.correction_mae(response(logits), curve))
 
   @jax.jit
   def fit(curves, quiet, key, first):

@@ -4,8 +4,12 @@ The response error is the paper's metric: mean |target − response| over `FREQS
 zero-centred (DESIGN.md §2), so a network is never asked to match overall level. With a
 `weight` both the centring and the mean count only the frequencies it weights.
 `correction_error` is what every matcher of a real track's correction minimises, the network
-in fine-tuning and the per-curve optimiser alike: that MAE over the whole curve, plus how far
-the EQ breaks the rule that it boosts at most `QUIET_BOOST_DB` in the track's quiet band.
+in fine-tuning and the per-curve optimiser alike: the paper's mean |D − R| over the whole
+curve (`correction_mae`), plus how far the EQ breaks the rule that it boosts at most
+`QUIET_BOOST_DB` in the track's quiet band. There the EQ's response is taken as it is, not
+centred: the correction is already centred on the track's band and 0 outside it, so matching
+it leaves the track's loudness about where it was, and an EQ that cuts everything by 8 dB to
+be made up by the make-up gain matches it worse than one that does not.
 """
 
 from __future__ import annotations
@@ -46,11 +50,17 @@ def quiet_boost_excess(response_db: jax.Array, quiet: jax.Array) -> jax.Array:
   return jnp.max(jnp.where(quiet, excess, 0.0), axis=-1)
 
 
+def correction_mae(response_db: jax.Array, curve_db: jax.Array) -> jax.Array:
+  """Per curve, the paper's MAE of an EQ's response on a correction `(..., 256)`: the mean
+  |D − R| over the whole curve, the response as the EQ makes it (level included)."""
+  return jnp.mean(jnp.abs(jnp.asarray(curve_db) - response_db), axis=-1)
+
+
 def correction_error(response_db: jax.Array, curve_db: jax.Array,
                      quiet: jax.Array | None = None) -> jax.Array:
-  """Per curve, what a matcher of a correction (`jaxeq.spectrum.correction`) minimises: the
-  MAE over the whole curve, plus `QUIET_BOOST_WEIGHT` x `quiet_boost_excess` given `quiet`."""
-  error = curve_mae(response_db, curve_db)
+  """Per curve, what a matcher of a correction (`jaxeq.spectrum.correction`) minimises:
+  `correction_mae`, plus `QUIET_BOOST_WEIGHT` x `quiet_boost_excess` given `quiet`."""
+  error = correction_mae(response_db, curve_db)
   if quiet is None:
     return error
   return error + QUIET_BOOST_WEIGHT * quiet_boost_excess(response_db, quiet)

@@ -34,8 +34,9 @@ def test_smoke_run_writes_the_comparison_and_exports_a_matcher(tmp_path, smoke_d
   assert min(results["mae_db"].values()) >= floor * 0.9
   written = json.loads((tmp_path / "run" / "results.json").read_text())
   assert written["mae_db"] == results["mae_db"]
-  assert list(results["applied"]["mae_db"]) == methods
-  assert all(np.isfinite(v) and v > 0 for v in results["applied"]["mae_db"].values())
+  for table in ("applied", "applied_shape"):
+    assert list(results[table]["mae_db"]) == methods
+    assert all(np.isfinite(v) and v > 0 for v in results[table]["mae_db"].values())
   assert "| CNN, fine-tuned |" in (tmp_path / "run" / "results.md").read_text()
   for png in ("mae.png", "examples.png"):
     assert (tmp_path / "run" / png).read_bytes()[:4] == b"\x89PNG"
@@ -166,12 +167,16 @@ def test_the_loss_is_the_paper_mae_plus_the_quiet_boost_rule_and_no_gain_penalty
     assert float(losses.quiet_boost_excess(ok_response, quiet)[0]) < 0.1
     # ... and a curve asking for exactly that EQ costs nothing: large gains are not penalised.
     assert float(losses.correction_error(ok_response, ok_response, quiet)[0]) < 1e-4
+    # The level counts: the same EQ 6 dB down everywhere, for the make-up gain to restore,
+    # matches the curve 6 dB worse.
+    np.testing.assert_allclose(losses.correction_error(ok_response - 6.0, ok_response, quiet),
+                               [6.0], atol=1e-4)
   # Asked for the shelf, the EQ matches it, but not as AutoEQ applies it (boost scaled down),
   # and the objective says so.
   curves = finetune.Curves(spectrum, spectrum - 100, spectrum, np.ones_like(spectrum),
                            np.asarray(response), quiet, *[np.zeros(1, np.int32)] * 2)
   assert float(finetune.mae(layout, layout.to_unit(shelf), curves)[0]) < 0.05
-  assert float(finetune.applied_mae(layout, layout.to_unit(shelf), curves)[0]) > 1.0
+  assert float(finetune.mae(layout, layout.to_unit(shelf), curves, applied=True)[0]) > 1.0
   np.testing.assert_allclose(losses.correction_error(response, response, quiet), [7.0], atol=0.3)
   # The per-curve optimiser, given the quiet band, keeps its boost there within the rule.
   unit, _ = fitting.fit_curves(layout, np.asarray(response), starts=2, steps=300,
