@@ -8,8 +8,9 @@ from jaxeq.classes import CLASS_INFO, CLASSES, InstrumentClass, class_info
 from jaxeq.eq import EQ, Band
 from jaxeq.layouts import Layout, Settings, get_layout
 from jaxeq.processing import apply_eq
-from jaxeq.spectrum import (FREQS, SAMPLE_RATE, audible_weight, correction_weight, difference,
-                            log_spectrogram_windows, long_term_spectrum, smooth, zero_centre)
+from jaxeq.spectrum import (FREQS, SAMPLE_RATE, audible_weight, correction, correction_weight,
+                            difference, log_spectrogram_windows, long_term_spectrum, smooth,
+                            zero_centre)
 
 __version__ = "0.1.0"
 
@@ -29,7 +30,7 @@ def __getattr__(name):
 
 __all__ = [
     "AudioError", "AutoEQ", "Band", "EQ", "FREQS", "Layout", "Matcher", "OptimiserMatcher",
-    "SAMPLE_RATE", "Settings", "apply_eq", "audible_weight", "correction_weight", "difference", "get_layout", "load_audio", "load_classifier", "load_matcher",
+    "SAMPLE_RATE", "Settings", "apply_eq", "audible_weight", "correction", "correction_weight", "difference", "get_layout", "load_audio", "load_classifier", "load_matcher",
     "load_targets",
     "log_spectrogram_windows", "long_term_spectrum",
     "save_audio", "smooth", "zero_centre",
