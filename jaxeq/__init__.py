@@ -30,8 +30,8 @@ def __getattr__(name):
 
 __all__ = [
     "AudioError", "AutoEQ", "Band", "EQ", "FREQS", "Layout", "Matcher", "OptimiserMatcher",
-    "SAMPLE_RATE", "Settings", "apply_eq", "audible_weight", "correction", "correction_weight", "difference", "get_layout", "load_audio", "load_classifier", "load_matcher",
-    "load_targets",
+    "SAMPLE_RATE", "Settings", "apply_eq", "audible_weight", "correction", "correction_weight",
+    "difference", "get_layout", "load_audio", "load_classifier", "load_matcher", "load_targets",
     "log_spectrogram_windows", "long_term_spectrum",
     "save_audio", "smooth", "zero_centre",
     "CLASSES", "CLASS_INFO", "InstrumentClass", "class_info",

@@ -8,8 +8,8 @@
     print(analysis.summary())
 
 The correction (`jaxeq.spectrum.correction`, the one fine-tuning uses too) is made where the
-track and its target carry energy (the audible band) and nowhere else: the difference is 0 outside it, and the
-EQ never boosts more than `QUIET_BOOST_DB` where the track is more than
+track and its target carry energy (the audible band) and nowhere else: the difference is 0
+outside it, and the EQ never boosts more than `QUIET_BOOST_DB` where the track is more than
 `jaxeq.spectrum.AUDIBLE_BELOW_DB` under its loudest third-octave, or less than
 `jaxeq.spectrum.NOISE_MARGIN_DB` above its noise floor. A track with almost no audible band
 (a sine, a click) keeps a flat EQ.

@@ -202,9 +202,9 @@ def _spectra(audio, sample_rate: int, smoothing_octaves: float, block_frames: in
 
 # A track has nothing to equalise (`nothing_to_equalise`) when its loudest moment is under
 # NEAR_SILENT_DBFS, when it sounds for under CLICK_MS within CLICK_GAP_DB of its loudest
-# millisecond (a click; a real drum hit lasts tens of ms), or when all but 0.1 % (-30 dB) of its power lies within TONE_BINS FFT bins
-# of its strongest (one sustained tone: a Hann window's main lobe is ±2 bins, whatever the
-# pitch). Sines leave -42 to -51 dB outside; of 960 real recordings the least leaves -21.5 dB.
+# millisecond (a click; a real drum hit lasts tens of ms), or when all but 0.1 % (-30 dB) of
+# its power lies within TONE_BINS FFT bins of its strongest (one sustained tone: a Hann
+# window's main lobe is ±2 bins, whatever the pitch). Sines leave -42 to -51 dB outside; of 960 real recordings the least leaves -21.5 dB.
 NEAR_SILENT_DBFS = -60.0
 CLICK_MS, CLICK_GAP_DB = 5.0, 20.0
 TONE_SHARE, TONE_BINS, TONE_FRAMES = 0.999, 3, 64
@@ -220,14 +220,15 @@ def nothing_to_equalise(signal: np.ndarray) -> str | None:
     return f"the track is near-silent (its loudest moment is {loudest:.0f} dBFS)"
   millisecond = SAMPLE_RATE // 1000
   energy = np.cumsum(np.concatenate([[0.0], signal.astype(np.float64) ** 2]))
-  power = (energy[millisecond:] - energy[:-millisecond]) / millisecond  # over each 1 ms
-  sounding_ms = np.sum(power >= power.max() * 10 ** (-CLICK_GAP_DB / 10)) / millisecond
+  per_ms = (energy[millisecond:] - energy[:-millisecond]) / millisecond  # power over each 1 ms
+  sounding_ms = np.sum(per_ms >= per_ms.max() * 10 ** (-CLICK_GAP_DB / 10)) / millisecond
   if sounding_ms < CLICK_MS:
     return f"the track is a click ({sounding_ms:.1f} ms of sound)"
   sounding = np.flatnonzero(level_db >= loudest - CLICK_GAP_DB)
   sample = sounding[np.linspace(0, len(sounding) - 1, min(len(sounding), TONE_FRAMES)).astype(int)]
   power = np.sum(_power(_frames(signal, HOP)[sample], window), axis=0)
-  lobe = np.arange(max(0, np.argmax(power) - TONE_BINS), np.argmax(power) + TONE_BINS + 1)
+  peak = int(np.argmax(power))
+  lobe = np.arange(max(0, peak - TONE_BINS), peak + TONE_BINS + 1)
   if np.sum(power[lobe]) >= TONE_SHARE * np.sum(power):
     pitch = np.sum(lobe * power[lobe]) / np.sum(power[lobe]) * SAMPLE_RATE / N_FFT
     return f"the track is one sustained tone ({pitch:.0f} Hz)"
@@ -334,9 +335,9 @@ def above_noise_weight(spectrum_db, noise_floor_db) -> jnp.ndarray:
   return jnp.clip((margin - NOISE_MARGIN_DB) / NOISE_FADE_DB, 0.0, 1.0)
 
 
-def in_noise(spectrum_db, noise_floor_db) -> np.ndarray:
+def in_noise(spectrum_db, noise_floor_db) -> jnp.ndarray:
   """Where a track holds mostly noise: within `NOISE_MARGIN_DB` of its noise floor (booleans)."""
-  return np.asarray(above_noise_weight(spectrum_db, noise_floor_db)) == 0
+  return above_noise_weight(spectrum_db, noise_floor_db) == 0
 
 
 def correction_weight(target_db, input_db, noise_floor_db=None) -> jnp.ndarray:
@@ -380,7 +381,7 @@ def quiet_band(spectrum_db, noise_floor_db=None) -> jnp.ndarray:
   (`without_energy`) or, given its noise floor, is mostly noise (booleans)."""
   quiet = without_energy(spectrum_db)
   if noise_floor_db is not None:
-    quiet = quiet | (above_noise_weight(spectrum_db, noise_floor_db) == 0)
+    quiet = quiet | in_noise(spectrum_db, noise_floor_db)
   return quiet
 
 
