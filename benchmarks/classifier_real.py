@@ -17,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 from absl import app, flags
 
 from data_prep import dataset
@@ -39,8 +40,9 @@ def main(argv) -> None:
     temperature = calibration_temperature(logits["validation"], splits["validation"])
   else:
     classifier = load_classifier(FLAGS.classifier)
-    logits = {name: classifier.clip_logits(s.windows, s.window_clip, len(s.labels))
-              for name, s in splits.items()}
+    logits = {name: np.stack([classifier.logits(*sf.read(Path(FLAGS.data) / row["path"],
+                                                           dtype="float32"))
+                              for row in s.rows]) for name, s in splits.items()}
     temperature = classifier.temperature
   results = {"data": FLAGS.data, "classifier": FLAGS.logits or FLAGS.classifier or "shipped",
              "temperature": temperature}

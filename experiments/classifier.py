@@ -44,6 +44,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   config.data_dir = "data/default"
   config.data_size = "default"  # what to render into data_dir when it holds no dataset
   config.data_seed = 0
+  config.target_clips_per_identity = 16  # for the targets of vocals and drum_kit
   config.model_kwargs = ml_collections.ConfigDict()  # e.g. features, dropout
   config.batch_size = 32
   config.num_epochs = 40
@@ -68,6 +69,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     config.batch_size = 8
     config.num_epochs = 2
     config.warmup_steps = 2
+    config.target_clips_per_identity = 1
     config.eval_every = config.checkpoint_every = config.log_every = 4
   elif variant:
     raise ValueError(f"unknown config variant {variant!r}; expected '' or 'smoke'")
@@ -210,7 +212,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
   for name in ("validation", "test"):
     results[name] = split_metrics(logits[name], splits[name].labels, splits[name].rows,
                                   temperature)
-  bank = targets.reference_bank(splits["train"], data_dir)
+  bank = targets.dataset_bank(splits["train"], data_dir, config)
   if jax.process_index() == 0:
     _write_results(workdir, config, results, bank)
   print(f"best checkpoint (step {step}): " + "; ".join(
@@ -273,8 +275,8 @@ def export(config, workdir, destination, command: str) -> None:
   results = json.loads((workdir / "evaluation.json").read_text())
   machine = f"{platform.machine()}, {jax.device_count()} x {jax.devices()[0].device_kind}"
   info = dataset.dataset_info(results["data_dir"])
-  card = MODEL_CARD.format(command=command, data=info.get("command", results["data_dir"]),
-                           clips=results["train_clips"], step=step, num_steps=results["num_steps"],
+  card = MODEL_CARD.format(command=command, classes=len(CLASSES),
+                           data=info.get("command", results["data_dir"]), clips=results["train_clips"], step=step, num_steps=results["num_steps"],
                            machine=machine, evaluation=evaluation_markdown(results),
                            sources=_sources_markdown(info),
                            hours=trainer.train_seconds(workdir) / 3600)
@@ -303,7 +305,7 @@ def _sources_markdown(info: dict) -> str:
 
 MODEL_CARD = """# Instrument classifier
 
-A CNN over 6 s log-frequency spectrograms (256 frames x 256 frequencies), 35 classes
+A CNN over 6 s log-frequency spectrograms (256 frames x 256 frequencies), {classes} classes
 (`jaxeq.CLASSES`); the logits of a long track are averaged over its windows.
 
 - command: `{command}`

@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
+import soundfile as sf
 
 from data_prep import dataset
 from experiments import launch
@@ -118,8 +119,11 @@ class Curves:
     return Curves(*(getattr(self, f.name)[mask] for f in dataclasses.fields(self)))
 
 
-def real_curves(split: dataset.Split, classifier, bank) -> Curves:
-  logits = classifier.clip_logits(split.windows, split.window_clip, len(split.labels))
+def real_curves(split: dataset.Split, classifier, bank, data_dir) -> Curves:
+  """A split's difference curves as `jaxeq process` makes them: each clip's audio classified,
+  its target blended from the classifier's answer, the correction with its noise floor."""
+  logits = np.stack([classifier.logits(*sf.read(Path(data_dir) / row["path"], dtype="float32"))
+                     for row in split.rows])
   probabilities = softmax(logits, classifier.temperature)
   targets = np.stack([bank.blend(dict(zip(classifier.classes, p)))[0] for p in probabilities])
   curves, weights, quiet = map(np.asarray,
@@ -253,7 +257,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
   classifier = load_classifier(config.classifier or None)
   bank = load_targets(config.targets or None)
   data = {name: dataset.load_split(data_dir, name) for name in dataset.SPLITS}
-  splits = {name: real_curves(split, classifier, bank) for name, split in data.items()}
+  splits = {name: real_curves(split, classifier, bank, data_dir) for name, split in data.items()}
   base = {name: load_matcher(config.base[name]) for name in MODELS}
   tuned = {name: finetune(config, workdir / name, name, base[name], splits["train"],
                           splits["validation"], bank.curves) for name in MODELS}

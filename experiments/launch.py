@@ -65,7 +65,8 @@ def run(experiment_file: str, train_and_evaluate: Callable, export: Callable | N
       start_distributed(f.coordinator_address, f.num_processes, f.process_id,
                         f.distributed_timeout)
       config, workdir = f.config, f.workdir
-      trainer.check_config(config)
+      if "parallel" in config:  # a job that trains through jaxeq.trainer
+        trainer.check_config(config)
       train_and_evaluate(config, workdir)
     except (LaunchError, trainer.ConfigError) as error:
       sys.exit(f"{name}: {error}")

@@ -5,9 +5,13 @@ reference clips — its real recordings where a class has them, its renders wher
     python -m experiments.targets --workdir=workdirs/targets_medium \
         --config.data_dir=data/medium4 --config.data_size=medium
 
-`experiments.classifier` builds the same bank after training; this rebuilds it alone. Writes
-`targets.npz` and `targets.png` (blue: from real recordings) to the workdir; `--export=DIR`
-copies them to `DIR/`.
+`experiments.classifier` builds the same bank after training; this rebuilds it alone. The two
+classes no General-MIDI program renders get their targets from real recordings only
+(`recorded_only_bank`): `vocals` from clean clips of the training voices recorded full-band
+(a voice at 22 kHz or through a phone band trains the classifier, but does not set a target's
+top octave), `drum_kit` from the training kits played as one track through a room
+(`data_prep.kit_tracks`). Writes `targets.npz` and `targets.png` (blue: from real recordings)
+to the workdir; `--export=DIR` copies them to `DIR/`.
 """
 
 from __future__ import annotations
@@ -17,11 +21,17 @@ from pathlib import Path
 
 import jax
 import ml_collections
+import numpy as np
 
-from data_prep import dataset
+from data_prep import dataset, excerpts, kit_tracks, recognition, recordings
+from data_prep.sound_source import SAMPLE_RATE
 from jaxeq import plots
 from jaxeq.classes import CLASSES
+from jaxeq.spectrum import long_term_spectrum
 from jaxeq.targets import TargetBank, bank_from_spectra
+
+FULL_BAND_HZ = 16000.0  # a voice recorded narrower than this sets no target
+RECORDED_ONLY = ("vocals", "drum_kit")  # the classes only real recordings play
 
 
 def get_config(variant: str = "") -> ml_collections.ConfigDict:
@@ -29,8 +39,10 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   config.data_dir = "data/default"
   config.data_size = "default"  # what to render into data_dir when it holds no dataset
   config.data_seed = 0
+  config.target_clips_per_identity = 16  # of each voice and kit, for the recorded-only targets
   if variant == "smoke":
     config.data_dir, config.data_size = "data/smoke", "smoke"
+    config.target_clips_per_identity = 1
   elif variant:
     raise ValueError(f"unknown config variant {variant!r}; expected '' or 'smoke'")
   return config
@@ -46,6 +58,57 @@ def reference_bank(train: dataset.Split, data_dir) -> TargetBank:
       recorded=train.recorded[reference])
 
 
+def recorded_only_bank(seed: int = 0, clips_per_identity: int = 16,
+                       seconds: float = 6.0) -> TargetBank:
+  """The targets of `RECORDED_ONLY`, from clean clips of the training identities
+  (`data_prep.recognition.TEST_IDENTITIES` are left out): every voice whose band reaches
+  `FULL_BAND_HZ`, every training kit as one track. The provenance lists the identities."""
+  rng = np.random.default_rng(seed)
+  voices = {identity: group for identity, group in
+            excerpts.by_identity(excerpts.catalogue()).items()
+            if group[0].class_name == "vocals" and identity not in recognition.TEST_IDENTITIES}
+  full_band = [i for i, group in voices.items() if excerpts.bandwidth_hz(group) >= FULL_BAND_HZ]
+  spectra, labels = [], []
+  for identity in full_band:
+    for _ in range(clips_per_identity):
+      spectra.append(long_term_spectrum(excerpts.clip(voices[identity], seconds, rng),
+                                        SAMPLE_RATE))
+      labels.append(0)
+  for kit in recordings.TRAIN_KITS:
+    source = recordings.open_source(kit)
+    for _ in range(clips_per_identity):
+      spectra.append(long_term_spectrum(kit_tracks.render_kit_track(source, seconds, rng)[0],
+                                        SAMPLE_RATE))
+      labels.append(1)
+  return bank_from_spectra(RECORDED_ONLY, labels, spectra, {"sources": {
+      "vocals": f"clean clips of the training voices recorded full-band (>= {FULL_BAND_HZ:g} Hz):"
+                f" {', '.join(full_band)}; narrower ones ("
+                f"{', '.join(sorted(set(voices) - set(full_band)))}) set no target",
+      "drum_kit": "the training kits played as one track through a room: "
+                  + ", ".join(recordings.TRAIN_KITS)}}, recorded=np.ones(len(labels), bool))
+
+
+def with_classes(bank: TargetBank, extra: TargetBank) -> TargetBank:
+  """`bank` and `extra`'s classes (which it lacks) in one bank, in `jaxeq.CLASSES` order, each
+  keeping its origin; the provenance keeps both."""
+  rows = {**{c: (bank.target(c), n) for c, n in zip(bank.classes, bank.counts)},
+          **{c: (extra.target(c), n) for c, n in zip(extra.classes, extra.counts)}}
+  classes = tuple(c for c in CLASSES if c in rows)
+  provenance = {**bank.provenance, **{k: v for k, v in extra.provenance.items()
+                                      if k not in ("origin", "built")},
+                "origin": {**bank.provenance.get("origin", {}),
+                           **extra.provenance.get("origin", {})}}
+  return TargetBank(classes, np.stack([rows[c][0] for c in classes]),
+                    np.array([rows[c][1] for c in classes]), provenance)
+
+
+def dataset_bank(train: dataset.Split, data_dir, config) -> TargetBank:
+  """Every class's target: the dataset's reference clips, and `RECORDED_ONLY`'s recordings
+  (`config.target_clips_per_identity` clips an identity, drawn with `config.data_seed`)."""
+  return with_classes(reference_bank(train, data_dir),
+                      recorded_only_bank(config.data_seed, config.target_clips_per_identity))
+
+
 def write_bank(bank: TargetBank, directory) -> None:
   directory = Path(directory)
   directory.mkdir(parents=True, exist_ok=True)
@@ -55,7 +118,7 @@ def write_bank(bank: TargetBank, directory) -> None:
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> TargetBank:
   data_dir = dataset.ensure(config.data_dir, config.data_size, config.data_seed)
-  bank = reference_bank(dataset.load_split(data_dir, "train"), data_dir)
+  bank = dataset_bank(dataset.load_split(data_dir, "train"), data_dir, config)
   if jax.process_index() == 0:
     write_bank(bank, workdir)
   for name, count in zip(bank.classes, bank.counts):

@@ -42,8 +42,10 @@ MAX_AMOUNT = 2.0
 MIN_AUDIBLE_OCTAVES = 1.0
 # A runner-up this close in probability to the winner is named beside it.
 CLOSE_RUNNER_UP = 0.5
-# Under this confidence a track says that the instrument is a guess.
+# Under this (calibrated) confidence the classifier is more often wrong than right: the track
+# gets the bank's generic target instead of a guess's, and the EQ at UNSURE_AMOUNT of its gains.
 LOW_CONFIDENCE = 0.5
+UNSURE_AMOUNT = 0.5
 
 
 class NoCommonBand(ValueError):
@@ -94,9 +96,6 @@ class Analysis:
     runner_up = self.runner_up()
     if runner_up:
       text += f" (or {runner_up[0]} {runner_up[1]:.0%})"
-    if self.confidence < LOW_CONFIDENCE and self.target_mix:
-      text += "; not sure: target mixed from " + ", ".join(
-          f"{name} {share:.0%}" for name, share in self.target_mix.items())
     return text
 
   def summary(self) -> str:
@@ -202,6 +201,7 @@ class AutoEQ:
     mono = analysis_signal(audio, sample_rate)  # for the spectrum and the classifier alike
     spectrum, floor = spectrum_and_noise_floor(mono, SAMPLE_RATE)
     probabilities = mix = None
+    unsure = False
     requested = reference is not None or target is not None
     if reference is not None:
       target = reference_target(reference, reference_rate or sample_rate)
@@ -209,7 +209,9 @@ class AutoEQ:
       if instrument is None:
         probabilities = self.classifier.predict(mono, SAMPLE_RATE)
         instrument = max(probabilities, key=probabilities.get)
-        target, mix = self.targets.blend(probabilities, self.blend_top)
+        unsure = probabilities[instrument] < LOW_CONFIDENCE
+        target, mix = ((self.targets.generic(), None) if unsure
+                       else self.targets.blend(probabilities, self.blend_top))
       else:
         instrument = self.targets.find(instrument)
         target, mix = self.targets.target(instrument), {instrument: 1.0}
@@ -235,6 +237,11 @@ class AutoEQ:
         note = (f"boosts scaled down to at most {QUIET_BOOST_DB:g} dB where the track has no "
                 f"energy or is mostly noise")
       eq = limited
+      if unsure:
+        eq = EQ(dataclasses.replace(b, gain_db=b.gain_db * UNSURE_AMOUNT) for b in eq.bands)
+        note = "; ".join(filter(None, [
+            f"not sure what this is (under {LOW_CONFIDENCE:.0%}): a generic target (the mean of "
+            f"every class's) and the EQ at {UNSURE_AMOUNT:.0%} strength", note]))
     return Analysis(instrument, probabilities, spectrum, target, mix, weight, diff, eq, note,
                     noise_floor=floor)
 

@@ -1,4 +1,4 @@
-"""The 35 instrument classes of the classifier, from `assets/classes.json`.
+"""The 37 instrument classes of the classifier, from `assets/classes.json`.
 
 `CLASSES` holds the names in the classifier's output order; `CLASS_INFO` maps each name to
 its `InstrumentClass`: family, the General MIDI programs (or GM drum keys) that render it,

@@ -27,7 +27,8 @@ import scipy.optimize
 from jaxeq import exported
 from jaxeq.spectrum import MAX_WINDOWS, log_spectrogram_windows
 
-FORMAT = "jaxeq.classifier/1"
+FORMAT = "jaxeq.classifier/1"  # a CNN (`Classifier`)
+FUSED_FORMAT = "jaxeq.classifier/2"  # backbones and a head (`FusedClassifier`)
 ASSET = Path(__file__).parent / "assets" / "classifier"
 # Spectrogram values more than this far below a window's loudest are treated as the floor:
 # padding and noise carry no information about the instrument.
@@ -67,7 +68,9 @@ class InstrumentCNN(nn.Module):
   dropout: float = 0.3
 
   @nn.compact
-  def __call__(self, windows_db: jax.Array, train: bool = False) -> jax.Array:
+  def __call__(self, windows_db: jax.Array, train: bool = False,
+               embedding: bool = False) -> jax.Array:
+    """The class logits, or with `embedding` the pooled features they are read from."""
     x = normalise_windows(windows_db.astype(jnp.float32))
     # Which frames hold audio, followed through every downsampling of the time axis. Features
     # of the other frames are zeroed after every layer, as the convolutions pad the edges of a
@@ -88,6 +91,8 @@ class InstrumentCNN(nn.Module):
     mean = jnp.sum(x, axis=(-3, -2)) / (frames * x.shape[-2])
     peak = jnp.max(x, axis=(-3, -2))  # x >= 0 after the ReLU, 0 where there is no audio
     x = jnp.concatenate([mean, peak], axis=-1)
+    if embedding:
+      return x
     x = nn.Dropout(self.dropout, deterministic=not train)(x)
     return nn.Dense(self.num_classes)(x)
 
@@ -102,6 +107,11 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
   scaled = np.asarray(logits, np.float64) / temperature
   e = np.exp(scaled - scaled.max(axis=-1, keepdims=True))
   return e / e.sum(axis=-1, keepdims=True)
+
+
+def ranked(classes: Sequence[str], probabilities: np.ndarray) -> dict[str, float]:
+  """Class name → probability, most probable first."""
+  return dict(sorted(zip(classes, np.asarray(probabilities).tolist()), key=lambda kv: -kv[1]))
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
@@ -131,6 +141,48 @@ def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray,
     if inside.any():
       gap += inside.mean() * abs(correct[inside].mean() - confidence[inside].mean())
   return float(gap)
+
+
+# musicnn's outputs a classifier reads, per patch: the tag embedding and the mid-end's features
+# pooled over the patch (where timbre shows before the tags' genre and mood are read from it).
+MUSICNN_OUTPUTS = ("penultimate", "mean_pool", "max_pool")
+MAX_PATCHES = 8  # of a long track, evenly spaced, as the CNN's MAX_WINDOWS
+
+
+class Backbones:
+  """Frozen feature extractors: a trained `InstrumentCNN`'s pooled features (and its logits),
+  and the pretrained musicnn models' `MUSICNN_OUTPUTS`, each averaged over a clip's windows.
+
+  `features(audio, sample_rate)` → `{name: vector}`: "cnn" (its embedding), "cnn_logits",
+  and "NAME/OUTPUT" for each musicnn model NAME ("msd", "mtt").
+  """
+
+  def __init__(self, cnn: "Classifier", musicnn_models: Sequence[str] = ("msd", "mtt")):
+    from jaxeq.backbones import musicnn  # here: only a classifier that reads it needs it
+    self._musicnn = musicnn
+    self.cnn = cnn
+    self.taggers = {name: musicnn.load(name) for name in musicnn_models}
+    self._embed = jax.jit(lambda p, w: cnn.model.apply({"params": p}, w, embedding=True))
+
+  def features(self, audio, sample_rate: int) -> dict[str, np.ndarray]:
+    windows = jnp.asarray(log_spectrogram_windows(audio, sample_rate, MAX_WINDOWS), jnp.float32)
+    out = {"cnn": np.asarray(self._embed(self.cnn.params, windows)).mean(0),
+           "cnn_logits": self.cnn.window_logits(windows).mean(0)}
+    if self.taggers:
+      mels = self._musicnn.patches(self._musicnn.log_mel(
+          self._musicnn.audio_at_16k(audio, sample_rate)))
+      if len(mels) > MAX_PATCHES:
+        mels = mels[np.linspace(0, len(mels) - 1, MAX_PATCHES).round().astype(int)]
+      for name, tagger in self.taggers.items():
+        outputs = self._musicnn.apply(tagger.variables, mels)
+        out.update({f"{name}/{key}": np.asarray(outputs[key]).mean(0) for key in MUSICNN_OUTPUTS})
+    return out
+
+
+def head_logits(head: dict, features) -> jax.Array:
+  """A linear head's logits for `(..., features)`: standardised by the head's own mean and
+  scale (those of the clips it was trained on), then its kernel and bias."""
+  return ((features - head["mean"]) / head["scale"]) @ head["kernel"] + head["bias"]
 
 
 class Classifier:
@@ -163,12 +215,14 @@ class Classifier:
     np.add.at(sums, window_clip, logits)
     return sums / np.maximum(np.bincount(window_clip, minlength=num_clips), 1)[:, None]
 
+  def logits(self, audio, sample_rate: int) -> np.ndarray:
+    """`(classes,)`: the logits of a clip, averaged over its windows (at most `MAX_WINDOWS`,
+    evenly spaced)."""
+    return self.window_logits(log_spectrogram_windows(audio, sample_rate, MAX_WINDOWS)).mean(0)
+
   def predict(self, audio, sample_rate: int) -> dict[str, float]:
-    """Class name → calibrated probability (summing to 1), from logits averaged over the
-    windows (at most `MAX_WINDOWS`, evenly spaced), most probable first."""
-    windows = log_spectrogram_windows(audio, sample_rate, MAX_WINDOWS)
-    probabilities = softmax(self.window_logits(windows).mean(axis=0), self.temperature)
-    return dict(sorted(zip(self.classes, probabilities.tolist()), key=lambda kv: -kv[1]))
+    """Class name → calibrated probability (summing to 1), most probable first."""
+    return ranked(self.classes, softmax(self.logits(audio, sample_rate), self.temperature))
 
   def save(self, directory, training: dict | None = None, card: str | None = None) -> None:
     exported.save(directory, self.params, card=card, config={
@@ -176,11 +230,67 @@ class Classifier:
         "temperature": self.temperature, "training": training or {}})
 
 
-def load_classifier(directory=None) -> Classifier:
-  """The shipped classifier, or one saved by `Classifier.save` in `directory`."""
-  config = exported.load_config(ASSET if directory is None else directory, FORMAT)
-  classifier = Classifier(config["classes"], None, config["model_kwargs"],
-                          config.get("temperature", 1.0))
-  like = jax.eval_shape(lambda: init_params(classifier.model, jax.random.key(0)))
-  classifier.params = exported.load_params(ASSET if directory is None else directory, like)
-  return classifier
+class FusedClassifier:
+  """Frozen backbones (`Backbones`: the CNN's features, musicnn's) read by a trained linear
+  head: the classifier that has heard real music. Same interface as `Classifier`."""
+
+  def __init__(self, classes: Sequence[str], cnn: Classifier, head: dict,
+               features: Sequence[str], temperature: float = 1.0):
+    if not (np.isfinite(temperature) and temperature > 0):
+      raise ValueError(f"classifier temperature {temperature!r}: expected a positive number")
+    self.classes, self.cnn, self.features = tuple(classes), cnn, tuple(features)
+    self.head = {k: jnp.asarray(v, jnp.float32) for k, v in head.items()}
+    self.temperature = float(temperature)
+    models = sorted({f.split("/")[0] for f in self.features if "/" in f})
+    self.backbones = Backbones(cnn, models)
+    self._logits = jax.jit(head_logits)
+
+  def feature_vector(self, audio, sample_rate: int) -> np.ndarray:
+    """The head's input for a clip: its `features` side by side."""
+    outputs = self.backbones.features(audio, sample_rate)
+    return np.concatenate([outputs[name] for name in self.features])
+
+  def logits(self, audio, sample_rate: int) -> np.ndarray:
+    """`(classes,)`: the head's logits for a clip."""
+    return np.asarray(self._logits(self.head, self.feature_vector(audio, sample_rate)))
+
+  def predict(self, audio, sample_rate: int) -> dict[str, float]:
+    """Class name → calibrated probability (summing to 1), most probable first."""
+    return ranked(self.classes, softmax(self.logits(audio, sample_rate), self.temperature))
+
+  def save(self, directory, training: dict | None = None, card: str | None = None) -> None:
+    exported.save(directory, {"cnn": self.cnn.params, "head": self.head}, card=card, config={
+        "format": FUSED_FORMAT, "classes": list(self.classes), "features": list(self.features),
+        "head_width": int(self.head["mean"].shape[0]),
+        "cnn": {"classes": list(self.cnn.classes), "model_kwargs": self.cnn.model_kwargs},
+        "temperature": self.temperature, "training": training or {}})
+
+
+def spectrogram_cnn(directory=None) -> Classifier:
+  """The spectrogram CNN of a classifier directory (default: the shipped one): the classifier
+  itself, or a `FusedClassifier`'s backbone."""
+  classifier = load_classifier(directory)
+  return classifier if isinstance(classifier, Classifier) else classifier.cnn
+
+
+def load_classifier(directory=None) -> Classifier | FusedClassifier:
+  """The shipped classifier, or one saved by `Classifier.save` or `FusedClassifier.save` in
+  `directory`."""
+  directory = ASSET if directory is None else directory
+  config = exported.load_config(directory, (FORMAT, FUSED_FORMAT))
+  if config["format"] == FORMAT:
+    classifier = Classifier(config["classes"], None, config["model_kwargs"],
+                            config.get("temperature", 1.0))
+    like = jax.eval_shape(lambda: init_params(classifier.model, jax.random.key(0)))
+    classifier.params = exported.load_params(directory, like)
+    return classifier
+  cnn = Classifier(config["cnn"]["classes"], None, config["cnn"]["model_kwargs"])
+  width, classes = config["head_width"], len(config["classes"])
+  like = {"cnn": jax.eval_shape(lambda: init_params(cnn.model, jax.random.key(0))),
+          "head": {name: jax.ShapeDtypeStruct(shape, jnp.float32) for name, shape in
+                   (("mean", (width,)), ("scale", (width,)), ("kernel", (width, classes)),
+                    ("bias", (classes,)))}}
+  params = exported.load_params(directory, like)
+  cnn.params = params["cnn"]
+  return FusedClassifier(config["classes"], cnn, params["head"], config["features"],
+                         config.get("temperature", 1.0))

@@ -24,7 +24,7 @@ def save(directory, params, config: dict, card: str | None = None) -> None:
     write_text_atomically(directory / "MODEL_CARD.md", card)
 
 
-def load_config(directory, expected_format: str) -> dict:
+def load_config(directory, expected_format: str | tuple[str, ...]) -> dict:
   config_path = Path(directory) / "config.json"
   if not config_path.is_file():
     raise FileNotFoundError(f"{config_path}: no such file (not an exported jaxeq model)")
@@ -32,8 +32,10 @@ def load_config(directory, expected_format: str) -> dict:
     config = json.loads(config_path.read_text(encoding="utf-8"))
   except json.JSONDecodeError as e:
     raise ValueError(f"{config_path}: invalid JSON ({e})") from None
-  if config.get("format") != expected_format:
-    raise ValueError(f"{config_path}: format {config.get('format')!r}, expected {expected_format!r}")
+  expected = (expected_format,) if isinstance(expected_format, str) else expected_format
+  if config.get("format") not in expected:
+    raise ValueError(f"{config_path}: format {config.get('format')!r}, expected "
+                     + " or ".join(map(repr, expected)))
   return config
 
 

@@ -93,6 +93,11 @@ class TargetBank:
     curve = sum(share * self.target(name) for name, share in mix.items())
     return np.asarray(curve, np.float32), mix
 
+  def generic(self) -> np.ndarray:
+    """The mean of every class's target: the tonal balance of no instrument in particular, for
+    a track the classifier cannot name."""
+    return np.asarray(zero_centre(self.curves.mean(axis=0)), np.float32)
+
   def save(self, path) -> None:
     path = Path(path)
     with atomic_path(path, suffix=".npz") as tmp:
