@@ -16,10 +16,12 @@ $(VENV)/.installed: $(BIN)/activate setup.cfg pyproject.toml
 
 # FluidSynth, TiMidity++ and the FluidR3_GM, MuseScore_General and FreePats banks render the
 # dataset (data_prep/); WavPack decodes the GrandOrgue demo organ's pipes at `make sources`.
+# x42-eq (x42-plugins) and LSP Parametric Equalizer (lsp-plugins-lv2) run headless in
+# lv2file and lv2apply (lilv-utils) to check the exported LV2 presets (tests/test_presets.py).
 # Installed from Debian where apt-get exists and they are missing (CI runs as root); see
 # README.md for macOS.
 DEBIAN_PACKAGES := fluidsynth fluid-soundfont-gm musescore-general-soundfont-small timidity wavpack \
-  freepats
+  freepats x42-plugins lsp-plugins-lv2 lilv-utils lv2file
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 system-deps:
 	@if command -v apt-get >/dev/null && ! dpkg -s $(DEBIAN_PACKAGES) >/dev/null 2>&1; then \

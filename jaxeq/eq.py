@@ -134,12 +134,24 @@ class EQ:
     grid = np.geomspace(20.0, 20000.0, 2048)
     peak = float(np.max(self.response_db(grid, sample_rate))) if self.bands else 0.0
     lines = [f"Preamp: {-max(peak, 0.0):.1f} dB"]
-    for i, b in enumerate(self.bands, start=1):
-      line = f"Filter {i}: ON {_APO_CODES[b.kind]} Fc {b.freq_hz:.1f} Hz"
+    # The bands as designed at `sample_rate` (none above 0.45 x it), with enough digits that
+    # EqualizerAPO sounds as jaxeq applied them: 12 gains rounded to 0.1 dB could add up to
+    # 0.6 dB (tests/test_presets.py reads the text back).
+    for i, b in enumerate(self._designed(sample_rate) if self.bands else [], start=1):
+      line = f"Filter {i}: ON {_APO_CODES[b.kind]} Fc {_decimals(b.freq_hz, 1, 2)} Hz"
       if b.kind not in biquad.GAINLESS_KINDS:
-        line += f" Gain {b.gain_db:.1f} dB"
+        line += f" Gain {_decimals(b.gain_db, 1, 2)} dB"
       lines.append(line + f" Q {b.q:.3f}")
     return "\n".join(lines) + "\n"
+
+  def to_lv2(self, plugin: str, sample_rate: float = 48000.0, label: str = "jaxeq") -> str:
+    """An LV2 preset (Turtle) that makes `plugin` ("x42": x42-eq; "lsp": LSP Parametric
+    Equalizer x16 Mono) sound as this EQ at `sample_rate`; see `jaxeq.presets`.
+
+    ValueError (one line) if the plug-in cannot hold a band there.
+    """
+    from jaxeq import presets  # only the callers who export pay for it
+    return presets.to_lv2(self, plugin, sample_rate, label)
 
   def __str__(self) -> str:
     rows = [f"{'#':>2}  {'kind':<10} {'freq (Hz)':>10} {'gain (dB)':>10} {'Q':>6}"]
@@ -162,6 +174,14 @@ class EQ:
       elif abs(b.gain_db) >= 0.05:
         parts.append(f"{b.kind} {b.freq_hz:.0f} Hz {b.gain_db:+.1f} dB Q {b.q:.2f}")
     return ", ".join(parts)
+
+
+def _decimals(value: float, least: int, most: int) -> str:
+  """`value` with `most` decimals, trailing zeros dropped down to `least` (`4.5`, `4.54`)."""
+  text = f"{value:.{most}f}"
+  while most > least and text.endswith("0"):
+    text, most = text[:-1], most - 1
+  return text
 
 
 def eq_from_arrays(kinds: Sequence[str], freq_hz, gain_db, q) -> EQ:
