@@ -20,6 +20,7 @@ import functools
 import json
 import multiprocessing
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -331,20 +332,64 @@ def _track_line(track: Path, analysis, bank) -> str:
   return f"{track}: {analysis.summary()}{note}"
 
 
+# `process --export` names: the file or LV2 bundle beside each track, and for a bundle its
+# plug-in (`jaxeq.presets.PLUGINS`). EqualizerAPO alone is the default.
+EXPORTS = {"apo": (".ParametricEQ.txt", None), "lv2-x42": (".x42-eq.lv2", "x42"),
+           "lv2-lsp": (".lsp-eq.lv2", "lsp")}
+DEFAULT_EXPORT = "apo"
+
+
+def parse_exports(text: str) -> list[str]:
+  """The export names of `--export a,b` in order, each once; ValueError (one line, naming the
+  valid ones) for an unknown or empty one."""
+  names = [name.strip() for name in text.split(",")]
+  unknown = [name for name in names if name not in EXPORTS]
+  if unknown:
+    raise ValueError(f"--export {text}: unknown export {unknown[0]!r}; expected a comma-separated "
+                     f"list of {', '.join(EXPORTS)}")
+  return list(dict.fromkeys(names))
+
+
+def _presets(track: Path, exports: list[str], analysis, rate) -> dict[str, dict | None]:
+  """Each LV2 export's bundle files for the track's EQ; None, with one line said, for a
+  plug-in that cannot hold the EQ at the track's rate (no preset that sounds different)."""
+  from jaxeq import presets
+  bundles = {}
+  for name in exports:
+    plugin = EXPORTS[name][1]
+    if plugin is not None:
+      try:
+        bundles[name] = presets.bundle(analysis.eq, plugin, rate, f"jaxeq {track.stem}")
+      except ValueError as e:
+        _say(f"jaxeq: {track}: no {name} preset: {e}", error=True)
+        bundles[name] = None
+  return bundles
+
+
 def _process_work(args, reference: dict) -> Work:
   """`jaxeq process`'s work on one track, with the models loaded (in each worker process)."""
   auto = _auto_eq(args)
+  exports = parse_exports(args.export)
 
   def work(track: Path, outputs: list[Path]) -> Callable[[], None]:
-    out, eq_json, apo, analysis_json, *picture = outputs
+    out, eq_json, analysis_json, *rest = outputs
+    exported, picture = dict(zip(exports, rest)), rest[len(exports):]
     audio, rate = load_audio(track)
     processed, analysis = _run(auto.process, args, reference, audio, rate, amount=args.amount,
                                ceiling_dbtp=ceiling_dbtp(sf.info(track).subtype))
+    bundles = _presets(track, exports, analysis, rate)
 
     def write() -> None:
+      from jaxeq.presets import write_bundle_atomically
       _save_like(track, out, processed, rate)  # creates the output's folder
       analysis.eq.save(eq_json)
-      write_text_atomically(apo, analysis.eq.to_equalizer_apo(rate))
+      if "apo" in exported:
+        write_text_atomically(exported["apo"], analysis.eq.to_equalizer_apo(rate))
+      for name, files in bundles.items():
+        if files is not None:
+          write_bundle_atomically(exported[name], files)
+        elif exported[name].is_dir():  # an earlier run's preset is not this EQ's
+          shutil.rmtree(exported[name])
       write_text_atomically(analysis_json, json.dumps(analysis.to_dict(), indent=1) + "\n")
       if picture:
         from jaxeq.plots import plot_analysis
@@ -363,12 +408,14 @@ def process_command(args) -> int:
     _fail(f"--amount {args.amount}: expected a value from 0 to 2")
     return 2
   try:
+    exports = parse_exports(args.export)
     reference = _reference(args)  # before loading the models: a bad reference fails at once
     _checked_bank(args)
   except (AudioError, ValueError, OSError) as e:
     _fail(str(e))
     return 2
-  suffixes = ("", ".eq.json", ".ParametricEQ.txt", ".analysis.json") + (".png",) * args.plot
+  suffixes = (("", ".eq.json", ".analysis.json") + tuple(EXPORTS[name][0] for name in exports)
+              + (".png",) * args.plot)
   return _each_track(args.inputs, "process", functools.partial(_process_work, args, reference),
                      Path(args.out), suffixes, args.skip_existing, args.workers)
 
@@ -527,6 +574,11 @@ def build_parser() -> argparse.ArgumentParser:
   process.add_argument("--amount", type=float, default=1.0,
                        help="scale the EQ's gains: 0 (none) to 2 (double); default 1")
   process.add_argument("--plot", action="store_true", help="also write a PNG of the analysis")
+  process.add_argument("--export", default=DEFAULT_EXPORT,
+                       help="the EQ's formats beside each track, comma-separated: apo "
+                       "(EqualizerAPO NAME.ParametricEQ.txt), lv2-x42 (x42-eq preset bundle "
+                       "NAME.x42-eq.lv2/), lv2-lsp (LSP Parametric Equalizer x16 Mono, "
+                       "NAME.lsp-eq.lv2/); default apo")
   resumable(process)
   process.add_argument("--workers", type=_count, default=os.cpu_count() or 1,
                        help="processes to spread the tracks over, each loading the models once "

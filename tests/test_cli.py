@@ -258,3 +258,56 @@ def test_targets_build_refuses_unknown_folders_and_a_missing_out_folder(tmp_path
   assert build("file/bank.npz") == "jaxeq: --out file/bank.npz: file is not a folder\n"
   (tmp_path / "folder.npz").mkdir()
   assert build("folder.npz").startswith("jaxeq: --out folder.npz: cannot write it")
+
+
+def test_process_exports_presets_that_sound_as_the_eq_and_refuses_unknown_exports(tmp_path):
+  """`--export lv2-x42,lv2-lsp,apo` writes the presets beside the track; each one the plug-in
+  holds renders as the saved EQ, and one it cannot hold is one line and no bundle."""
+  from data_prep import fetch  # the real recordings `make sources` fetches
+  from test_presets import deviation_db, measured_db
+  from jaxeq import presets
+  (tmp_path / "in").mkdir()
+  violin, rate = sf.read(fetch.source_dir("tonejs-violin") / "A4.mp3", dtype="float32")
+  sf.write(tmp_path / "in" / "violin.wav", violin[: 3 * rate], rate, subtype="PCM_16")
+
+  refused = _jaxeq("process", "in", "--out", "out", "--export", "apo,vst3", cwd=tmp_path)
+  assert refused.returncode == 2 and not (tmp_path / "out").exists()
+  assert refused.stderr.strip() == ("jaxeq: --export apo,vst3: unknown export 'vst3'; expected "
+                                    "a comma-separated list of apo, lv2-x42, lv2-lsp")
+
+  result = _jaxeq("process", "in", "--instrument", "violin", "--out", "out", "--workers", "1",
+                  "--export", "lv2-x42,lv2-lsp,apo", cwd=tmp_path)
+  assert result.returncode == 0, result.stderr
+  out = tmp_path / "out"
+  eq = EQ.load(out / "violin.eq.json")
+  assert (out / "violin.ParametricEQ.txt").read_text().startswith("Preamp:")
+  for name, plugin in (("lsp-eq", "lsp"), ("x42-eq", "x42")):
+    bundle = out / f"violin.{name}.lv2"
+    try:
+      presets.port_values(eq, plugin, rate)
+    except ValueError as e:  # x42-eq's knobs are narrower than paper4's ranges
+      assert not bundle.exists()
+      assert f"jaxeq: in/violin.wav: no lv2-{plugin} preset: {e}" in result.stderr.splitlines()
+      continue
+    assert sorted(p.name for p in bundle.iterdir()) == ["jaxeq_violin.ttl", "manifest.ttl"]
+    assert (bundle / "jaxeq_violin.ttl").read_text() == eq.to_lv2(plugin, rate, "jaxeq violin")
+    freqs, measured = measured_db(eq, plugin, rate, tmp_path / plugin)
+    assert deviation_db(eq, freqs, measured, rate) <= 0.5
+  assert (out / "violin.lsp-eq.lv2").is_dir()  # 16 filters hold any paper4 EQ
+
+  # Twelve bands are more than x42-eq holds: one line, and the earlier run's bundle, which is
+  # not this EQ, goes.
+  twelve = _jaxeq("process", "in", "--instrument", "violin", "--layout", "nercessian12", "--out",
+                  "out", "--workers", "1", "--export", "lv2-x42", cwd=tmp_path)
+  assert twelve.returncode == 0, twelve.stderr
+  assert [line for line in twelve.stderr.splitlines() if line.startswith("jaxeq:")] == [
+      "jaxeq: in/violin.wav: no lv2-x42 preset: x42-eq cannot hold 10 peaks: it has 4 "
+      "parametric sections"]
+  assert not (out / "violin.x42-eq.lv2").exists()
+
+  # EqualizerAPO alone stays the default.
+  plain = _jaxeq("process", "in", "--instrument", "violin", "--out", "plain", "--workers", "1",
+                 cwd=tmp_path)
+  assert plain.returncode == 0, plain.stderr
+  assert sorted(p.name for p in (tmp_path / "plain").iterdir()) == [
+      "violin.ParametricEQ.txt", "violin.analysis.json", "violin.eq.json", "violin.wav"]
