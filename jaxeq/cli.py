@@ -120,7 +120,8 @@ Work = Callable[[Path, list[Path]], Callable[[], None] | None]
 
 
 def _each_track(inputs, desc: str, make_work: Callable[[], Work], out_dir: Path | None = None,
-                suffixes=(), skip_existing: bool = False, workers: int = 1) -> int:
+                suffixes=(), skip_existing: bool = False, workers: int = 1,
+                done: list | None = None) -> int:
   """Runs `work(track, outputs)` on every audio file in `inputs` with a progress bar; 1 if
   any failed, 2 if nothing could start. `outputs` are the track's output files under
   `out_dir` (its path below the folder given, with `suffixes`); `out_dir` is checked first
@@ -132,6 +133,7 @@ def _each_track(inputs, desc: str, make_work: Callable[[], Work], out_dir: Path 
   thread while the next track is read and analysed. With more than one of `workers` (and
   tracks), the tracks are spread over that many processes, each calling `make_work` once
   (`make_work` must then be picklable: a module-level function or a `functools.partial`).
+  `done`, if given, gets `(track, outputs)` of every track written or skipped.
   """
   tracks = _tracks(inputs)
   if not tracks:
@@ -161,13 +163,15 @@ def _each_track(inputs, desc: str, make_work: Callable[[], Work], out_dir: Path 
       continue
     if skip_existing and all(path.exists() for path in outputs):
       skipped += 1  # written whole by an earlier run: every output is written atomically
+      if done is not None:
+        done.append((track, outputs))
     else:
       todo.append((track, outputs))
   bar = tqdm(total=len(tracks), initial=len(tracks) - len(todo), desc=desc, unit="file",
              disable=len(tracks) < 2)
   with bar:
     if workers > 1 and len(todo) > 1:
-      failures += _in_workers(todo, make_work, min(workers, len(todo)), bar)
+      failures += _in_workers(todo, make_work, min(workers, len(todo)), bar, done)
     elif todo:
       try:
         work = make_work()
@@ -179,10 +183,11 @@ def _each_track(inputs, desc: str, make_work: Callable[[], Work], out_dir: Path 
         for track, outputs in todo:
           finish = attempt(track, lambda: work(track, outputs))
           if finish is not None:
-            writes.append((track, writer.submit(finish)))
+            writes.append((track, outputs, writer.submit(finish)))
           bar.update()
-        for track, write in writes:
-          attempt(track, write.result)
+        for track, outputs, write in writes:
+          if attempt(track, lambda: write.result() or True) and done is not None:
+            done.append((track, outputs))
   if out_dir is not None:
     done = len(tracks) - skipped - failures
     tqdm.write(f"{desc}: {done} of {len(tracks)} track{'s' * (len(tracks) != 1)} written to "
@@ -242,8 +247,9 @@ def _track_in_worker(track: Path, outputs: list[Path]) -> tuple[list[tuple[bool,
 
 
 def _in_workers(todo: list[tuple[Path, list[Path]]], make_work: Callable[[], Work],
-                workers: int, bar: tqdm) -> int:
-  """`_each_track`'s work on `todo` spread over `workers` processes; how many failed."""
+                workers: int, bar: tqdm, done: list | None = None) -> int:
+  """`_each_track`'s work on `todo` spread over `workers` processes; how many failed (`done`
+  gets the others)."""
   failures = 0
   # 'spawn': JAX's threads make a forked child unsafe.
   pool = concurrent.futures.ProcessPoolExecutor(
@@ -251,15 +257,17 @@ def _in_workers(todo: list[tuple[Path, list[Path]]], make_work: Callable[[], Wor
       initargs=(make_work,))
   try:
     with _environment(_ONE_THREAD):  # every worker is started by the first submit
-      jobs = {pool.submit(_track_in_worker, *job): job[0] for job in todo}
+      jobs = {pool.submit(_track_in_worker, *job): job for job in todo}
     for job in concurrent.futures.as_completed(jobs):
       try:
         messages, failed = job.result()
       except concurrent.futures.process.BrokenProcessPool as e:
-        messages, failed = [(True, f"jaxeq: {jobs[job]}: its worker process stopped ({e})")], True
+        messages, failed = [(True, f"jaxeq: {jobs[job][0]}: its worker process stopped ({e})")], True
       for error, line in messages:
         _say(line, error)
       failures += failed
+      if not failed and done is not None:
+        done.append(jobs[job])
       bar.update()
   finally:
     pool.shutdown(cancel_futures=True)
@@ -416,8 +424,42 @@ def process_command(args) -> int:
     return 2
   suffixes = (("", ".eq.json", ".analysis.json") + tuple(EXPORTS[name][0] for name in exports)
               + (".png",) * args.plot)
-  return _each_track(args.inputs, "process", functools.partial(_process_work, args, reference),
-                     Path(args.out), suffixes, args.skip_existing, args.workers)
+  done = []
+  code = _each_track(args.inputs, "process", functools.partial(_process_work, args, reference),
+                     Path(args.out), suffixes, args.skip_existing, args.workers, done)
+  return max(code, _write_summary(Path(args.out), done)) if done else code
+
+
+SUMMARY = "jaxeq_summary.png"
+
+
+def _heard(saved: dict) -> str:
+  """The instrument of a saved analysis as `Analysis.heard` says it (without a runner-up)."""
+  if saved.get("instrument") is None:
+    return "matched to a reference"
+  confidence = saved.get("confidence")
+  return saved["instrument"] + (" (given)" if confidence is None else f" {confidence:.0%}")
+
+
+def _write_summary(out_dir: Path, done: list) -> int:
+  """`OUT/jaxeq_summary.png`: every track's EQ curve on one page, with its instrument and
+  confidence, from the analyses this run wrote or kept; 1 (and one line) if it cannot be."""
+  from jaxeq.plots import plot_summary
+  path = out_dir / SUMMARY
+  if any(path.resolve() == output.resolve() for _, outputs in done for output in outputs):
+    _fail(f"{path}: not written: a track's output has that name")
+    return 1
+  entries = []
+  try:
+    for _, (out, _eq_json, analysis_json, *_) in sorted(done, key=lambda job: str(job[1][0])):
+      saved = json.loads(analysis_json.read_text(encoding="utf-8"))
+      entries.append((str(out.relative_to(out_dir)), _heard(saved), EQ.from_dict(saved["eq"])))
+    plot_summary(entries, path, title=f"jaxeq process: {len(entries)} "
+                 f"track{'s' * (len(entries) != 1)}")
+  except (OSError, ValueError) as e:
+    _fail(f"{path}: not written ({e})")
+    return 1
+  return 0
 
 
 def analyze_command(args) -> int:

@@ -94,6 +94,33 @@ def plot_analysis(analysis, path, title: str = "") -> None:
   _save(fig, path)
 
 
+def plot_summary(entries, path, title: str = "", columns: int = 4) -> None:
+  """What a batch did, on one page: a small plot per track of its EQ's response, titled with
+  the track and the instrument heard (`entries`: `(name, heard, eq)`, in the order shown).
+  The panels share their axes, so the tracks' corrections compare at a glance."""
+  columns = max(1, min(columns, len(entries)))
+  rows = -(-len(entries) // columns)
+  fig, axes = plt.subplots(rows, columns, figsize=(3.4 * columns, 2.3 * rows + 0.6), sharex=True,
+                           sharey=True, squeeze=False)
+  for ax in axes.flat[len(entries):]:
+    ax.axis("off")
+  curves = [np.asarray(eq.response_db(FREQS, SAMPLE_RATE)) for _, _, eq in entries]
+  reach = max([6.0] + [float(np.max(np.abs(curve))) + 1 for curve in curves])
+  for ax, (name, heard, _), curve in zip(axes.flat, entries, curves):
+    ax.axhline(0, color="0.6", lw=0.8)
+    ax.plot(FREQS, curve, color="C3", lw=1.6)
+    _freq_axis(ax)
+    ax.set_ylim(-reach, reach)
+    ax.set_title(f"{name}\n{heard}", fontsize=8)
+  for ax in axes[-1]:
+    ax.set_xlabel("Hz")
+  for ax in axes[:, 0]:
+    ax.set_ylabel("EQ (dB)")
+  fig.suptitle(title or "jaxeq: the EQ of every track")
+  fig.tight_layout()
+  _save(fig, path)
+
+
 def plot_confusion(confusion: np.ndarray, classes, path, title: str = "") -> None:
   """A confusion matrix (rows: true class, columns: predicted), normalised per row."""
   counts = np.asarray(confusion, np.float64)

@@ -310,4 +310,37 @@ def test_process_exports_presets_that_sound_as_the_eq_and_refuses_unknown_export
                  cwd=tmp_path)
   assert plain.returncode == 0, plain.stderr
   assert sorted(p.name for p in (tmp_path / "plain").iterdir()) == [
-      "violin.ParametricEQ.txt", "violin.analysis.json", "violin.eq.json", "violin.wav"]
+      "jaxeq_summary.png", "violin.ParametricEQ.txt", "violin.analysis.json", "violin.eq.json",
+      "violin.wav"]
+
+
+def test_the_summary_shows_every_track_and_its_instrument(tmp_path, capsys):
+  """One page per run: a panel per track, titled with the instrument as the analysis heard it;
+  never written over a track's own output."""
+  import matplotlib.image
+  from jaxeq import cli
+  from jaxeq.plots import plot_summary
+  assert cli._heard({"instrument": "kick", "confidence": 0.934}) == "kick 93%"
+  assert cli._heard({"instrument": "violin", "confidence": None}) == "violin (given)"
+  assert cli._heard({"instrument": None, "confidence": None}) == "matched to a reference"
+  eq = EQ([Band("low_shelf", 100, 3.0), Band("peak", 1000, -4.0, 2.0)])
+  plot_summary([("a.wav", "kick 93%", eq)] * 2, tmp_path / "two.png")
+  plot_summary([("a.wav", "kick 93%", eq)] * 9, tmp_path / "nine.png")
+  two, nine = (matplotlib.image.imread(tmp_path / f"{n}.png") for n in ("two", "nine"))
+  assert nine.shape[0] > 2 * two.shape[0]  # three rows of panels against one
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["nine.png", "two.png"]  # no temporary
+
+  out = tmp_path / "out"
+  out.mkdir()
+  (out / "kick.analysis.json").write_text(json.dumps({"instrument": "kick", "confidence": 0.9,
+                                                      "eq": eq.to_dict()}))
+  kick = [out / "kick.wav", out / "kick.eq.json", out / "kick.analysis.json"]
+  assert cli._write_summary(out, [(tmp_path / "kick.wav", kick)]) == 0
+  assert (out / "jaxeq_summary.png").exists()
+  clash = [out / "jaxeq_summary.wav", out / "x.eq.json", out / "kick.analysis.json",
+           out / "jaxeq_summary.png"]
+  before = (out / "jaxeq_summary.png").read_bytes()
+  assert cli._write_summary(out, [(tmp_path / "jaxeq_summary.wav", clash)]) == 1
+  assert (out / "jaxeq_summary.png").read_bytes() == before
+  assert capsys.readouterr().err.strip() == (
+      f"jaxeq: {out / 'jaxeq_summary.png'}: not written: a track's output has that name")
