@@ -185,7 +185,7 @@ self-supervised on random-EQ curves; not yet fine-tuned on real recordings.
   (step {step})
 - training time: {hours:.2f} h of stepping on {machine}
 - test MAE: {mae:.4f} dB on the fixed synthetic test set ({test_size} curves, seed {seed})
-- parameters only (no optimiser state): `params/` (orbax), layout and model in `config.json`
+- parameters only (no optimiser state): `params.npz`, layout and model in `config.json`
 """
 
 

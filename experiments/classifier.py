@@ -315,7 +315,7 @@ A CNN over 6 s log-frequency spectrograms (256 frames x 256 frequencies), {class
   (`config.json`)
 - {num_steps} steps; the checkpoint shipped is the best by validation loss (step {step})
 - training time: {hours:.2f} h of stepping on {machine}
-- parameters only: `params/` (orbax); classes and network in `config.json`
+- parameters only: `params.npz`; classes and network in `config.json`
 
 ## Real recordings in the training data
 

@@ -368,7 +368,7 @@ coloured once more should undo that colouration).
   of them paired with another target (another instrument's, or another clip's spectrum),
   {own:.0%} with their own spectrum (a zero difference, to be met with a flat EQ)
 - checkpoint: best by validation MAE (step {step}); {seconds} s of stepping on {machine}
-- parameters only: `params/` (orbax); model and layout in `config.json`
+- parameters only: `params.npz`; model and layout in `config.json`
 
 {table}"""
 

@@ -64,14 +64,15 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   config.feature_sets = ml_collections.ConfigDict({
       "cnn": ["cnn"], "musicnn": musicnn, "fused": ["cnn"] + musicnn})
   config.l2 = 1e-3
-  config.steps = 400
+  config.steps = 400  # Adam steps of the head of the rendered clips, where every head starts
+  config.fine_steps = 100  # from there, on a fold's or the training split's clips
   if variant == "smoke":
     config.data_dir = "data/smoke"
     config.rendered_per_class = 1
     config.per_identity = ml_collections.ConfigDict(
         {k: 1 for k in recognition.CLIPS})
     config.target_clips_per_identity = 1
-    config.steps = 20
+    config.steps = config.fine_steps = 10
     config.musicnn = ("msd",)
     config.feature_sets = ml_collections.ConfigDict({"fused": ["cnn", "msd/penultimate"]})
   elif variant:
@@ -223,7 +224,8 @@ def heard_by_cnn(embeddings: dict) -> set[str]:
   return set(folds(embeddings)[trained & dataset])
 
 
-def leave_one_source_out(x: np.ndarray, embeddings: dict, l2: float, steps: int) -> np.ndarray:
+def leave_one_source_out(x: np.ndarray, embeddings: dict, l2: float, steps: int,
+                         fine_steps: int) -> np.ndarray:
   """Out-of-fold logits `(clips, classes)` of every real clip (NaN for rendered ones): each
   fold's clips scored by a head trained on every other clip, from the rendered clips' head."""
   labels, fold = embeddings["label"], folds(embeddings)
@@ -231,7 +233,7 @@ def leave_one_source_out(x: np.ndarray, embeddings: dict, l2: float, steps: int)
   logits = np.full((len(x), len(CLASSES)), np.nan, np.float32)
   for held_out in tqdm(sorted(set(fold) - {""}), desc="leave one source out", unit="fold"):
     test = fold == held_out
-    head = fit_head(x, labels, ~test, l2, steps // 2, init=start)
+    head = fit_head(x, labels, ~test, l2, fine_steps, init=start)
     logits[test] = np.asarray(head_logits(head, x[test]))
   return logits
 
@@ -289,12 +291,12 @@ def evaluate(name: str, features: tuple[str, ...], embeddings: dict, config, out
   """One feature set: its leave-one-source-out table (calibrated on the left-out logits) and
   the test split scored by the head trained on the training and validation splits."""
   x, labels = feature_matrix(embeddings, features), embeddings["label"]
-  left_out = leave_one_source_out(x, embeddings, config.l2, config.steps)
+  left_out = leave_one_source_out(x, embeddings, config.l2, config.steps, config.fine_steps)
   real = folds(embeddings) != ""
   temperature = fit_temperature(left_out[real], labels[real])
   start = fit_head(x, labels, folds(embeddings) == "", config.l2, config.steps)
   train = np.isin(embeddings["split"], ("train", "validation"))
-  head = fit_head(x, labels, train, config.l2, config.steps // 2, init=start)
+  head = fit_head(x, labels, train, config.l2, config.fine_steps, init=start)
   logits = np.asarray(head_logits(head, x))
   groups = test_groups(embeddings)
   probabilities = softmax(logits, temperature)
@@ -374,7 +376,7 @@ def export(config, workdir, destination, command: str) -> None:
       wrong=best["test: wrong at >= 80 %"], loso_wrong=loso["wrong at >= 80 %"])
   classifier.save(destination / "classifier", card=card, training={
       "command": command, "feature_set": results["best"], "l2": config.l2,
-      "steps": config.steps, "data_dir": config.data_dir,
+      "steps": config.steps, "fine_steps": config.fine_steps, "data_dir": config.data_dir,
       "rendered_per_class": config.rendered_per_class, "seed": config.seed})
   bank = targets.with_classes(load_targets(), targets.recorded_only_bank(
       config.seed, config.target_clips_per_identity))
@@ -394,7 +396,7 @@ leave-one-source-out figure). Probabilities are calibrated by a temperature ({te
 fitted on the left-out predictions, i.e. on sources the head had not heard.
 
 - command: `{command}`
-- parameters: `params/` (orbax: the CNN's and the head's); classes, features and temperature
+- parameters: `params.npz` (the CNN's and the head's); classes, features and temperature
   in `config.json`
 
 ## Leave one source out (each real source scored by a head trained without it)

@@ -9,7 +9,7 @@ over frames with audio only); the logits of a long track are averaged over its w
 (`jaxeq.log_spectrogram_windows`). The probabilities are calibrated: the logits are divided by
 a temperature fitted on real validation recordings (`fit_temperature`), so a confidence of 0.8
 is right about four times in five. A classifier directory holds
-`config.json` (classes, network, how it was trained), `params/` (orbax) and `MODEL_CARD.md`;
+`config.json` (classes, network, how it was trained), `params.npz` and `MODEL_CARD.md`;
 the shipped one lives in `jaxeq/assets/classifier/`.
 """
 

@@ -1,15 +1,24 @@
-"""Exported models: a directory with `config.json`, `params/` (orbax) and `MODEL_CARD.md`.
+"""Exported models: a directory with `config.json`, `params.npz` and `MODEL_CARD.md`.
 
-The one format every shipped network (matchers, classifier) uses; no pickle anywhere.
+The one format every shipped network (matchers, classifier) uses; no pickle anywhere. The
+parameters are plain arrays, one a leaf, named by their path in the tree ("Dense_0/kernel"):
+reading a model needs NumPy alone, not the training checkpoints' orbax.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from pathlib import Path
 
-from jaxeq import trainer
+import jax
+import numpy as np
+from flax import traverse_util
+
 from jaxeq.atomic import write_text_atomically
+
+PARAMS = "params.npz"
 
 
 def save(directory, params, config: dict, card: str | None = None) -> None:
@@ -18,7 +27,7 @@ def save(directory, params, config: dict, card: str | None = None) -> None:
   if directory.exists():
     raise FileExistsError(f"model directory {directory} already exists")
   directory.mkdir(parents=True)
-  trainer.save_params(directory / "params", params)
+  save_params(directory / PARAMS, params)
   write_text_atomically(directory / "config.json", json.dumps(config, indent=2) + "\n")
   if card is not None:
     write_text_atomically(directory / "MODEL_CARD.md", card)
@@ -39,9 +48,39 @@ def load_config(directory, expected_format: str | tuple[str, ...]) -> dict:
   return config
 
 
+def save_params(path, params) -> None:
+  """`params` (a nested dict of arrays) as `.npz`, written atomically. A replicated global
+  array (a multi-process job's) is read through this process's own copy."""
+  flat = {"/".join(key): np.asarray(value.addressable_data(0) if isinstance(value, jax.Array)
+                                    else value)
+          for key, value in traverse_util.flatten_dict(params).items()}
+  path = Path(path)
+  handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
+  try:
+    with os.fdopen(handle, "wb") as f:
+      np.savez(f, **flat)
+    os.replace(tmp, path)
+  except BaseException:
+    Path(tmp).unlink(missing_ok=True)
+    raise
+
+
 def load_params(directory, like):
-  """The parameters of `directory`, shaped like `like` (e.g. from `jax.eval_shape`)."""
-  return trainer.load_params(Path(directory) / "params", like)
+  """The parameters of `directory`, shaped like `like` (e.g. from `jax.eval_shape`); a
+  `ValueError` naming the first array that is missing, extra or misshapen."""
+  path = Path(directory) / PARAMS
+  if not path.is_file():
+    raise FileNotFoundError(f"{path}: no such file (not an exported jaxeq model)")
+  want = {"/".join(key): value for key, value in traverse_util.flatten_dict(like).items()}
+  with np.load(path, allow_pickle=False) as data:
+    got = {key: data[key] for key in data.files}
+  wrong = sorted(k for k in set(want) | set(got)
+                 if k not in want or k not in got or got[k].shape != tuple(want[k].shape))
+  if wrong:
+    raise ValueError(f"{path}: does not fit the model (missing, extra or misshapen: "
+                     f"{', '.join(wrong[:3])})")
+  return traverse_util.unflatten_dict(
+      {tuple(k.split("/")): jax.numpy.asarray(v, want[k].dtype) for k, v in got.items()})
 
 
 def hashable(model_kwargs: dict) -> dict:

@@ -14,7 +14,6 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from jaxeq import losses
 from jaxeq.layouts import Layout
@@ -53,6 +52,7 @@ def fit_curves(layout: Layout, curves_db, starts: int = 8, steps: int = 500,
 
 @functools.lru_cache(maxsize=8)
 def _fit_chunk(layout: Layout, starts: int, steps: int, learning_rate: float):
+  import optax  # here: a track processed without a reference or a layout never needs it
   optimizer = optax.adam(learning_rate)
 
   def response(logits):

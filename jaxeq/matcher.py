@@ -4,8 +4,8 @@
     eq, = matcher.predict(curve_db)               # (256,) dB on jaxeq.FREQS
     eqs = matcher.predict(curves_db)              # (N, 256)
 
-A matcher directory holds `config.json` (model, layout, how it was trained), `params/` (an
-orbax checkpoint of the parameters only) and `MODEL_CARD.md`. The shipped ones live in
+A matcher directory holds `config.json` (model, layout, how it was trained), `params.npz`
+(the parameters only, `jaxeq.exported`) and `MODEL_CARD.md`. The shipped ones live in
 `jaxeq/assets/matchers/`.
 """
 

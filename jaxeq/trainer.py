@@ -305,20 +305,6 @@ def _abstract(x) -> jax.ShapeDtypeStruct:
                               sharding=jax.sharding.SingleDeviceSharding(jax.local_devices()[0]))
 
 
-def save_params(directory, params: PyTree) -> None:
-  """Parameters only (no optimiser state), as an orbax checkpoint: what ships in a package.
-  Written by the calling process alone (with several processes: by one of them)."""
-  with ocp.StandardCheckpointer(multiprocessing_options=_this_process_only()) as checkpointer:
-    # From host memory: orbax refuses one process's device arrays in a multi-process job.
-    checkpointer.save(Path(directory).absolute(), jax.tree.map(_host, params))
-
-
-def load_params(directory, like: PyTree) -> PyTree:
-  """Parameters saved by `save_params`, shaped like `like` (arrays or ShapeDtypeStructs)."""
-  with ocp.StandardCheckpointer(multiprocessing_options=_this_process_only()) as checkpointer:
-    return checkpointer.restore(Path(directory).absolute(), jax.tree.map(_abstract, like))
-
-
 def _this_process_only() -> ocp.options.MultiprocessingOptions:
   """Orbax options for reading or writing in one process without waiting for the others
   (restoring to this host's device; the train checkpoints are saved by all together)."""

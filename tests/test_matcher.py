@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import jaxeq
-from jaxeq import losses, models, synthetic
+from jaxeq import exported, losses, models, synthetic
 from jaxeq.matcher import Matcher
 
 
@@ -20,6 +20,23 @@ def test_save_and_load_round_trip_predicts_the_same_eqs(tmp_path):
   assert loaded.predict(curves) == Matcher("mlp", layout, params, {"width": 32, "depth": 2}).predict(curves)
   with pytest.raises(FileExistsError, match="already exists"):
     loaded.save(tmp_path / "m")
+
+
+def test_exported_params_are_plain_arrays_read_back_exactly_and_checked(tmp_path):
+  params = {"dense": {"kernel": np.arange(6.0, dtype=np.float32).reshape(2, 3),
+                      "bias": np.ones(3, np.float32)}}
+  exported.save(tmp_path / "m", params, {"format": "test"})
+  with np.load(tmp_path / "m" / "params.npz", allow_pickle=False) as data:
+    assert sorted(data.files) == ["dense/bias", "dense/kernel"]
+  like = jax.eval_shape(lambda: params)
+  loaded = exported.load_params(tmp_path / "m", like)
+  for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(loaded)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  wrong = {"dense": {"kernel": jax.ShapeDtypeStruct((3, 3), np.float32), "bias": like["dense"]["bias"]}}
+  with pytest.raises(ValueError, match="dense/kernel"):
+    exported.load_params(tmp_path / "m", wrong)
+  with pytest.raises(FileNotFoundError, match="params.npz"):
+    exported.load_params(tmp_path, like)
 
 
 @pytest.mark.parametrize("name", ["cnn", "mlp"])

@@ -42,3 +42,23 @@ def test_what_the_notebooks_and_experiments_import_is_installed(tmp_path):
                            "benchmarks.timing, jaxeq"], cwd=tmp_path, capture_output=True,
                           text=True, timeout=120)
   assert result.returncode == 0, result.stderr
+
+
+# What only training needs: a track processed with the shipped models loads none of it.
+TRAINING_MODULES = ("optax", "orbax", "jaxeq.trainer", "jaxeq.augment", "jaxeq.synthetic",
+                    "data_prep", "experiments")
+
+
+def test_processing_a_track_loads_no_training_module(tmp_path):
+  script = f"""
+import sys
+import numpy as np
+import jaxeq
+audio = np.random.default_rng(0).normal(size=(3 * 44100, 2)).astype(np.float32) * 0.1
+jaxeq.AutoEQ.from_pretrained().process(audio, 44100)
+print(sorted(m for m in sys.modules if m.startswith({TRAINING_MODULES!r})))
+"""
+  result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300)
+  assert result.returncode == 0, result.stderr
+  assert result.stdout.strip().splitlines()[-1] == "[]"

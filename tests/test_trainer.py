@@ -132,15 +132,6 @@ def test_bad_config_values_are_clear_errors(tmp_path):
                   loss_fn=regression_loss, batch_fn=regression_batch, optimizer=optax.sgd(0.1))
 
 
-def test_params_export_round_trip(tmp_path):
-  params = {"dense": {"kernel": jnp.arange(6.0).reshape(2, 3), "bias": jnp.ones(3)}}
-  trainer.save_params(tmp_path / "params", params)
-  like = jax.eval_shape(lambda: params)
-  loaded = trainer.load_params(tmp_path / "params", like)
-  for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(loaded)):
-    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-
-
 def test_epoch_shuffle_visits_every_example_once_an_epoch_and_is_pure():
   shuffle = trainer.EpochShuffle(size=10, batch_size=3, seed=5)
   assert shuffle.steps_per_epoch == 3
