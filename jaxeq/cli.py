@@ -262,7 +262,8 @@ def _in_workers(todo: list[tuple[Path, list[Path]]], make_work: Callable[[], Wor
       try:
         messages, failed = job.result()
       except concurrent.futures.process.BrokenProcessPool as e:
-        messages, failed = [(True, f"jaxeq: {jobs[job][0]}: its worker process stopped ({e})")], True
+        stopped = f"jaxeq: {jobs[job][0]}: its worker process stopped ({e})"
+        messages, failed = [(True, stopped)], True
       for error, line in messages:
         _say(line, error)
       failures += failed

@@ -227,8 +227,8 @@ def manifest(plugin: str, preset_file: str) -> str:
   """A bundle's `manifest.ttl`: where a host learns that `preset_file` is a preset of
   `plugin` without reading it."""
   _check_plugin(plugin)
-  return (f"{_PREFIXES}\n<{preset_file}>\n  a pset:Preset ;\n  lv2:appliesTo <{PLUGINS[plugin]}> ;\n"
-          f"  rdfs:seeAlso <{preset_file}> .\n")
+  return (f"{_PREFIXES}\n<{preset_file}>\n  a pset:Preset ;\n"
+          f"  lv2:appliesTo <{PLUGINS[plugin]}> ;\n  rdfs:seeAlso <{preset_file}> .\n")
 
 
 def bundle(eq, plugin: str, sample_rate: float, name: str) -> dict[str, str]:

@@ -152,13 +152,15 @@ def test_the_check_fails_a_preset_that_copies_the_numbers_across(tmp_path):
 
 @pytest.mark.parametrize("plugin, eq, rate, message", [
     ("x42", get_layout("nercessian12").to_eqs(get_layout("nercessian12").sample(
-        jax.random.PRNGKey(0), (1,)))[0], 48000, "cannot hold 10 peaks: it has 4 parametric sections"),
+        jax.random.PRNGKey(0), (1,)))[0], 48000,
+     "cannot hold 10 peaks: it has 4 parametric sections"),
     ("x42", EQ([Band("peak", f, 1.0) for f in (30, 35, 1000, 2000)]), 48000,
      "band 2 (peak 35 Hz +1.0 dB Q 0.707) at 48000 Hz: its 4 parametric sections (20-2000, "
      "40-4000, 100-10000, 200-20000 Hz) hold no more peaks there"),
     ("x42", EQ([Band("low_shelf", 600, 3.0)]), 48000, "low shelf goes from 25 to 400 Hz"),
     ("x42", EQ([Band("low_shelf", 30, 3.0)]), 96000, "low shelf goes from 38.4 to 400 Hz"),
-    ("x42", EQ([Band("peak", 15000, 3.0, 4.0)]), 44100, "that Q needs a bandwidth of 0.0443 there, outside its 0.0625-4"),
+    ("x42", EQ([Band("peak", 15000, 3.0, 4.0)]), 44100,
+     "that Q needs a bandwidth of 0.0443 there, outside its 0.0625-4"),
     ("x42", EQ([Band("high_pass", 80)]), 48000, "high pass is its own design"),
     ("x42", EQ([Band("low_shelf", 80, 3.0), Band("low_shelf", 200, 1.0)]), 48000,
      "band 2 (low_shelf 200 Hz +1.0 dB Q 0.707) at 48000 Hz: it has one low shelf"),
