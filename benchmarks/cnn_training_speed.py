@@ -28,7 +28,9 @@ from absl import app, flags
 import jaxeq
 from benchmarks.timing import training_steps_per_s
 from experiments import base_train
-from jaxeq import losses, models, synthetic, trainer
+from jaxeq import losses, models
+from jaxeq.training import synthetic, trainer
+from jaxeq.training.parallel import DataParallel
 
 flags.DEFINE_integer("steps", 40, "timed training steps per measurement")
 flags.DEFINE_integer("rounds", 5, "alternating measurements of each variant")
@@ -63,7 +65,7 @@ def training_setup(config, layout):
 def trained_params(config, layout, stream, steps: int):
   """The parameters after `steps` base-training updates from the initial ones."""
   loss_fn, params, optimizer = training_setup(config, layout)
-  parallel = trainer.DataParallel(trainer.make_train_step(loss_fn, optimizer), "mesh")
+  parallel = DataParallel(trainer.make_train_step(loss_fn, optimizer), "mesh")
   state = parallel.put_state(trainer.init_state(params, optimizer, config.seed))
   for step in range(steps):
     state, _ = parallel.step(state, parallel.put_batch(stream(step)))

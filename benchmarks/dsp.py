@@ -19,6 +19,7 @@ from scipy import signal  # noqa: E402
 
 import jaxeq  # noqa: E402
 from benchmarks.timing import median_seconds  # noqa: E402
+from jaxeq.training.synthetic import sample_settings  # noqa: E402
 
 RATE = 44100
 NUM_EQS = 1024
@@ -27,7 +28,7 @@ TRACK_SECONDS = 180
 
 def bench_responses(repeats=7):
   layout = jaxeq.get_layout("paper4")
-  settings = layout.sample(jax.random.key(0), (NUM_EQS,))
+  settings = sample_settings(layout, jax.random.key(0), (NUM_EQS,))
   response = jax.jit(lambda s: layout.response_db(s, jaxeq.FREQS, RATE))
   t_jax = median_seconds(lambda: response(settings), repeats)
   sos = [eq.to_sos(RATE) for eq in layout.to_eqs(settings)]

@@ -24,7 +24,8 @@ from absl import app, flags
 import jaxeq
 from benchmarks.timing import median_seconds, training_steps_per_s
 from experiments import base_train
-from jaxeq import fitting, losses, models, synthetic
+from jaxeq import fitting, losses, models
+from jaxeq.training import synthetic
 
 flags.DEFINE_integer("floor_curves", 500, "test curves the optimiser fits")
 flags.DEFINE_integer("floor_starts", 8, "optimiser starts per curve")

@@ -24,6 +24,7 @@ import soundfile as sf
 
 from jaxeq import presets
 from jaxeq.layouts import BUILTIN, get_layout
+from jaxeq.training.synthetic import sample_settings
 
 RATES = (44100, 48000, 96000)
 DRAWN = 64
@@ -85,7 +86,8 @@ def main():
         for rate in RATES:
           layout = get_layout(name).for_sample_rate(rate)
           scheme = "nercessian" if name == "nercessian12" else "paper"
-          eqs = layout.to_eqs(layout.sample(jax.random.PRNGKey(rate), (DRAWN,), scheme=scheme))
+          eqs = layout.to_eqs(sample_settings(layout, jax.random.PRNGKey(rate), (DRAWN,),
+                                              scheme=scheme))
           held = [eq for eq in eqs if holds(eq, plugin, rate)]
           worst = [deviation_db(eq, *render_db(eq, plugin, rate, Path(tmp)), rate)
                    for eq in held[:args.count]]

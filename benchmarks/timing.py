@@ -7,7 +7,8 @@ import time
 
 import jax
 
-from jaxeq import trainer
+from jaxeq.training import trainer
+from jaxeq.training.parallel import DataParallel
 
 
 def median_seconds(fn, repeats: int) -> float:
@@ -30,7 +31,7 @@ def training_steps_per_s(loss_fn, optimizer, params, batch_fn, steps: int, repea
   `batch_fn(step)` gives each step's host batch, put on the devices as the trainer does; each
   step's loss is read back, as the trainer's NaN guard does.
   """
-  parallel = trainer.DataParallel(trainer.make_train_step(loss_fn, optimizer), "mesh")
+  parallel = DataParallel(trainer.make_train_step(loss_fn, optimizer), "mesh")
   state = parallel.put_state(trainer.init_state(params, optimizer, 0))
 
   def run():

@@ -26,7 +26,8 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from jaxeq import losses, models, plots, synthetic, trainer
+from jaxeq import losses, models, plots
+from jaxeq.training import checkpoints, synthetic, trainer
 from jaxeq.atomic import write_text_atomically
 from jaxeq.layouts import get_layout
 from jaxeq.matcher import Matcher
@@ -103,7 +104,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
   trainer.train(config, workdir, init_params=params, loss_fn=loss_fn, batch_fn=stream,
                 optimizer=optimizer, eval_fn=lambda p: evaluate(p, val))
 
-  best, step = trainer.restore_params(workdir, params, "best")
+  best, step = checkpoints.restore_params(workdir, params, "best")
   test = synthetic.fixed_set(layout, config.seed, "test", config.test_size, **curve_kwargs)
   metrics = {**evaluate(best, test), "step": step, "num_steps": config.num_steps,
              "train_seconds": trainer.train_seconds(workdir)}
@@ -153,7 +154,7 @@ def export(config, workdir, destination, command: str) -> None:
   layout = get_layout(config.layout)
   model = models.make_model(config.model, layout.num_controls, **config.model_kwargs)
   like = models.init_params(model, jax.random.PRNGKey(0))
-  params, step = trainer.restore_params(workdir, like, "best")
+  params, step = checkpoints.restore_params(workdir, like, "best")
   metrics = json.loads((workdir / "test_metrics.json").read_text())
   machine = describe_machine()
   training = {"command": command, "step": step, "num_steps": metrics["num_steps"],

@@ -31,7 +31,8 @@ import optax
 
 from data_prep import dataset, render
 from experiments import launch, targets
-from jaxeq import augment, plots, trainer
+from jaxeq import plots
+from jaxeq.training import augment, checkpoints, trainer
 from jaxeq.atomic import write_text_atomically
 from jaxeq.classes import CLASSES, class_info
 from jaxeq.classifier import (Classifier, InstrumentCNN, expected_calibration_error,
@@ -202,7 +203,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
   trainer.train(config, workdir, init_params=params, loss_fn=make_loss_fn(model, config),
                 batch_fn=stream, optimizer=optimizer, eval_fn=evaluate)
 
-  classifier.params, step = trainer.restore_params(workdir, params, "best")
+  classifier.params, step = checkpoints.restore_params(workdir, params, "best")
   logits = {name: classifier.clip_logits(splits[name].windows, splits[name].window_clip,
                                          len(splits[name].labels))
             for name in ("validation", "test")}
@@ -271,7 +272,7 @@ def export(config, workdir, destination, command: str) -> None:
   """The best checkpoint as `destination/classifier/` with a model card, and the target bank."""
   workdir, destination = Path(workdir), Path(destination)
   model = InstrumentCNN(len(CLASSES), **config.model_kwargs)
-  params, step = trainer.restore_params(workdir, init_params(model, jax.random.key(0)), "best")
+  params, step = checkpoints.restore_params(workdir, init_params(model, jax.random.key(0)), "best")
   results = json.loads((workdir / "evaluation.json").read_text())
   machine = f"{platform.machine()}, {jax.device_count()} x {jax.devices()[0].device_kind}"
   info = dataset.dataset_info(results["data_dir"])

@@ -37,7 +37,8 @@ import soundfile as sf
 
 from data_prep import dataset
 from experiments import launch
-from jaxeq import fitting, losses, plots, trainer
+from jaxeq import fitting, losses, plots
+from jaxeq.training import checkpoints, synthetic, trainer
 from jaxeq.atomic import write_text_atomically
 from jaxeq.autoeq import limit_quiet_boosts
 from jaxeq.classes import CLASSES
@@ -171,7 +172,7 @@ def make_loss_fn(matcher: Matcher, colouration_db: float, consistency_weight: fl
   layout, model = matcher.layout, matcher.model
 
   def colouration(key, n):
-    colour = layout.sample(key, (n,))
+    colour = synthetic.sample_settings(layout, key, (n,))
     colour = colour._replace(gain_db=colour.gain_db * (colouration_db / 12.0))
     return layout.response_db(colour, FREQS, SAMPLE_RATE)
 
@@ -243,7 +244,7 @@ def finetune(config, workdir: Path, name: str, base: Matcher, train: Curves, val
                 loss_fn=make_loss_fn(base, config.colouration_db, config.consistency_weight),
                 batch_fn=stream,
                 optimizer=optax.adam(schedule), eval_fn=evaluate)
-  evaluator.params, _ = trainer.restore_params(workdir, base.params, "best")
+  evaluator.params, _ = checkpoints.restore_params(workdir, base.params, "best")
   return evaluator
 
 
@@ -337,7 +338,7 @@ def export(config, workdir, destination, command: str) -> None:
   """The fine-tuned CNN (best by validation) as a matcher directory with its model card."""
   workdir = Path(workdir)
   base = load_matcher(config.base.cnn)
-  params, step = trainer.restore_params(workdir / "cnn", base.params, "best")
+  params, step = checkpoints.restore_params(workdir / "cnn", base.params, "best")
   results = json.loads((workdir / "results.json").read_text())
   machine = f"{platform.machine()}, {jax.device_count()} x {jax.devices()[0].device_kind}"
   card = MODEL_CARD.format(command=command, step=step, machine=machine,

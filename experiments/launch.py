@@ -58,14 +58,14 @@ def run(experiment_file: str, train_and_evaluate: Callable, export: Callable | N
   def main(argv) -> None:
     del argv
     import jax
-    from jaxeq import trainer
+    from jaxeq.training import trainer
     logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
     f = flags.FLAGS
     try:
       start_distributed(f.coordinator_address, f.num_processes, f.process_id,
                         f.distributed_timeout)
       config, workdir = f.config, f.workdir
-      if "parallel" in config:  # a job that trains through jaxeq.trainer
+      if "parallel" in config:  # a job that trains through jaxeq.training.trainer
         trainer.check_config(config)
       train_and_evaluate(config, workdir)
     except (LaunchError, trainer.ConfigError) as error:

@@ -164,6 +164,10 @@ class Layout:
       columns.append(jnp.clip(u, 0.0, 1.0))
     return jnp.stack(columns, axis=-1)
 
+  def bounds(self, control: str) -> tuple[np.ndarray, np.ndarray]:
+    """`(low, high)`: the ends of `control`'s range (one of `CONTROLS`), `(bands,)` arrays."""
+    return self._lo[control], self._hi[control]
+
   def clip(self, settings: Settings) -> Settings:
     return Settings(*(jnp.clip(getattr(settings, n), self._lo[n], self._hi[n]) for n in CONTROLS))
 
@@ -178,61 +182,6 @@ class Layout:
                                           settings.gain_db[..., i, None],
                                           settings.q[..., i, None], sample_rate, freqs)
     return total
-
-  # --- sampling ----------------------------------------------------------------------
-
-  def sample(self, key: jax.Array, shape: tuple[int, ...], scheme: str = "paper") -> Settings:
-    """Random settings of batch shape `shape`.
-
-    `paper` (Mockenhaupt et al.): frequency and Q log-uniform in range, gain = g_max u^3 with
-    u ~ U(-1, 1), which favours the small gains real corrections mostly have.
-    `nercessian` (Nercessian 2020), moved onto this layout's ranges: shelf frequencies from
-    Beta(0.25, 5) (low) and Beta(4, 5) (high), peaks uniform between the shelves, gains
-    switched on with probability 1/2 (shelves) or 1/3 (peaks) and drawn from Beta(5, 5),
-    Q from Beta(1, 5).
-    """
-    if scheme == "paper":
-      return self._sample_paper(key, shape)
-    if scheme == "nercessian":
-      return self._sample_nercessian(key, shape)
-    raise ValueError(f"unknown sampling scheme {scheme!r}; expected 'paper' or 'nercessian'")
-
-  def _sample_paper(self, key, shape) -> Settings:
-    k_f, k_g, k_q = jax.random.split(key, 3)
-    full = (*shape, len(self.bands))
-    unit_f = jax.random.uniform(k_f, full)
-    unit_q = jax.random.uniform(k_q, full)
-    u = jax.random.uniform(k_g, full, minval=-1.0, maxval=1.0)
-    lo, hi = self._lo["gain_db"], self._hi["gain_db"]
-    gain = (lo + hi) / 2 + (hi - lo) / 2 * u**3
-    return Settings(self._log_interp("freq_hz", unit_f), jnp.asarray(gain, jnp.float32),
-                    self._log_interp("q", unit_q))
-
-  def _sample_nercessian(self, key, shape) -> Settings:
-    k_ls, k_hs, k_pk, k_on, k_g, k_q = jax.random.split(key, 6)
-    full = (*shape, len(self.bands))
-    kinds = np.array(self.kinds)
-    is_low, is_high = kinds == "low_shelf", kinds == "high_shelf"
-    flo, fhi = self._lo["freq_hz"], self._hi["freq_hz"]
-    f_low = flo + (fhi - flo) * jax.random.beta(k_ls, 0.25, 5.0, full)
-    f_high = flo + (fhi - flo) * jax.random.beta(k_hs, 4.0, 5.0, full)
-    # Peaks lie between the (first) low shelf and the (first) high shelf where there are any.
-    edge_lo = f_low[..., int(np.argmax(is_low)), None] if is_low.any() else flo
-    edge_hi = f_high[..., int(np.argmax(is_high)), None] if is_high.any() else fhi
-    a, b = jnp.minimum(edge_lo, edge_hi), jnp.maximum(edge_lo, edge_hi)
-    f_peak = a + (b - a) * jax.random.uniform(k_pk, full)
-    freq = jnp.where(is_low, f_low, jnp.where(is_high, f_high, f_peak))
-    p_on = np.where(is_low | is_high, 0.5, 1 / 3)
-    on = jax.random.bernoulli(k_on, p_on, full)
-    glo, ghi = self._lo["gain_db"], self._hi["gain_db"]
-    gain = jnp.where(on, glo + (ghi - glo) * jax.random.beta(k_g, 5.0, 5.0, full), 0.0)
-    qlo, qhi = self._lo["q"], self._hi["q"]
-    q = qlo + (qhi - qlo) * jax.random.beta(k_q, 1.0, 5.0, full)
-    return self.clip(Settings(freq, gain, q))
-
-  def _log_interp(self, name: str, unit: jax.Array) -> jax.Array:
-    lo, hi = np.log(self._lo[name]), np.log(self._hi[name])
-    return jnp.exp(lo + (hi - lo) * unit)
 
   # --- to and from the user-facing EQ ------------------------------------------------
 

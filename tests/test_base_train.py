@@ -14,7 +14,9 @@ import pytest
 
 import jaxeq
 from experiments import base_train
-from jaxeq import models, synthetic, trainer
+from jaxeq import models
+from jaxeq.training import synthetic
+from jaxeq.training.checkpoints import restore_params
 
 ROOT = Path(__file__).resolve().parents[1]
 # Longer than the plain smoke run, so that a kill lands midway.
@@ -76,8 +78,8 @@ def test_killed_run_resumes_to_the_same_parameters(finished, tmp_path):
   assert f"resumed from the checkpoint of step {saved[-1]}" in result.stdout + result.stderr
 
   like = models.init_params(models.make_model("cnn", 10), jax.random.PRNGKey(0))
-  resumed, step = trainer.restore_params(workdir, like, "latest")
-  reference, ref_step = trainer.restore_params(finished[0], like, "latest")
+  resumed, step = restore_params(workdir, like, "latest")
+  reference, ref_step = restore_params(finished[0], like, "latest")
   assert step == ref_step == NUM_STEPS
   for a, b in zip(jax.tree.leaves(resumed), jax.tree.leaves(reference)):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7)
@@ -91,7 +93,7 @@ def test_export_gives_a_matcher_that_predicts_like_the_best_checkpoint(finished,
   card = (tmp_path / "matcher" / "MODEL_CARD.md").read_text()
   assert f"{metrics['mae_db']:.4f} dB" in card and "python -m experiments.base_train" in card
   like = models.init_params(matcher.model, jax.random.PRNGKey(0))
-  params, _ = trainer.restore_params(workdir, like, "best")
+  params, _ = restore_params(workdir, like, "best")
   curves = synthetic.fixed_set(matcher.layout, 9, "val", 8).curve
   expected = matcher.model.apply({"params": params}, curves)
   np.testing.assert_allclose(np.asarray(matcher.predict_unit(curves)), np.asarray(expected), atol=1e-6)

@@ -9,7 +9,7 @@ import pytest
 
 import jaxeq
 from data_prep import plan
-from jaxeq import augment
+from jaxeq.training import augment
 from jaxeq.classes import CLASSES
 from jaxeq.classifier import (Classifier, InstrumentCNN, expected_calibration_error,
                               fit_temperature, init_params, load_classifier, softmax)

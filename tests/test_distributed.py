@@ -22,7 +22,8 @@ import jax
 import numpy as np
 import pytest
 
-from jaxeq import models, trainer
+from jaxeq import models
+from jaxeq.training.checkpoints import restore_params
 
 ROOT = Path(__file__).resolve().parents[1]
 # The smoke run, smaller still: two 8-step epochs of batch 64 (32 per process), a small CNN,
@@ -170,8 +171,8 @@ def test_a_killed_two_process_job_resumes_to_the_parameters_of_one_process(setup
   assert json.loads((job / "test_metrics.json").read_text())["mae_db"] == pytest.approx(
       metrics["mae_db"], rel=1e-5)
   like = models.init_params(models.make_model("cnn", 10, **MODEL_KWARGS), jax.random.PRNGKey(0))
-  two, step = trainer.restore_params(job, like, "latest")
-  one, one_step = trainer.restore_params(reference, like, "latest")
+  two, step = restore_params(job, like, "latest")
+  one, one_step = restore_params(reference, like, "latest")
   assert step == one_step == NUM_STEPS
   for a, b, start in zip(jax.tree.leaves(two), jax.tree.leaves(one), jax.tree.leaves(like)):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)

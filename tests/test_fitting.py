@@ -4,7 +4,8 @@ import jax
 import numpy as np
 
 import jaxeq
-from jaxeq import fitting, get_layout, losses, synthetic
+from jaxeq import fitting, get_layout, losses
+from jaxeq.training import synthetic
 
 LAYOUT = get_layout("paper4")
 

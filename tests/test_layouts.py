@@ -1,4 +1,4 @@
-"""Layouts: the [0, 1]^n mapping, batched responses, samplers, validation."""
+"""Layouts: the [0, 1]^n mapping, batched responses, validation."""
 
 import jax
 import jax.numpy as jnp
@@ -8,6 +8,7 @@ import pytest
 import jaxeq
 from jaxeq import layouts
 from jaxeq.layouts import get_layout
+from jaxeq.training import synthetic
 
 
 @pytest.mark.parametrize("name, bands, controls", [
@@ -43,7 +44,7 @@ def test_paper4_fixed_shelf_q_and_log_frequency():
 
 def test_batched_response_equals_the_eqs_response():
   layout = get_layout("six_band")
-  settings = layout.sample(jax.random.key(1), (5,))
+  settings = synthetic.sample_settings(layout, jax.random.key(1), (5,))
   batch = layout.response_db(settings, jaxeq.FREQS, 48000)
   assert batch.shape == (5, 256)
   for row, eq in zip(np.asarray(batch), layout.to_eqs(settings)):
@@ -64,35 +65,6 @@ def test_gradient_through_the_unit_mapping_is_finite():
     assert bool(jnp.all(jnp.isfinite(g)))
 
 
-def test_paper_sampler_is_deterministic_in_range_and_favours_small_gains():
-  layout = get_layout("paper4")
-  a = layout.sample(jax.random.key(3), (20000,))
-  b = layout.sample(jax.random.key(3), (20000,))
-  for x, y in zip(a, b):
-    np.testing.assert_array_equal(x, y)
-  gain = np.asarray(a.gain_db)
-  assert np.all(np.abs(gain) <= 12)
-  # g = 12 u^3 with u ~ U(-1, 1): the median |g| is 12 / 8 = 1.5 dB.
-  assert np.median(np.abs(gain)) == pytest.approx(1.5, abs=0.1)
-  # Log-uniform frequency: half of the low shelves lie below the geometric middle.
-  assert np.mean(np.asarray(a.freq_hz[:, 0]) < np.sqrt(20 * 800)) == pytest.approx(0.5, abs=0.02)
-
-
-def test_nercessian_sampler_switches_gains_on_and_off():
-  layout = get_layout("nercessian12")
-  s = layout.sample(jax.random.key(4), (20000,), scheme="nercessian")
-  on = np.asarray(s.gain_db) != 0
-  assert on[:, [0, -1]].mean() == pytest.approx(0.5, abs=0.02)
-  assert on[:, 1:-1].mean() == pytest.approx(1 / 3, abs=0.02)
-  f = np.asarray(s.freq_hz)
-  # Peaks lie between the shelves; the low shelf crowds the low end (Beta(0.25, 5)).
-  assert np.all((f[:, 1:-1] >= np.minimum(f[:, :1], f[:, -1:]) - 1e-2)
-                & (f[:, 1:-1] <= np.maximum(f[:, :1], f[:, -1:]) + 1e-2))
-  assert np.median(f[:, 0]) < np.median(f[:, -1])
-  q = np.asarray(s.q)
-  assert q.min() >= 0.1 - 1e-6 and q[:, 1:-1].max() <= 3.0 + 1e-5
-
-
 @pytest.mark.parametrize("cfg, reason", [
     ({"bands": [{"kind": "bell", "freq_hz": [20, 100]}]}, "kind 'bell'"),
     ({"bands": [{"kind": "peak", "freq_hz": [200, 100]}]}, "low <= high"),
@@ -108,10 +80,8 @@ def test_bad_layout_configs(cfg, reason):
     get_layout(cfg)
 
 
-def test_unknown_scheme_and_wrong_width():
+def test_wrong_width_and_wrong_kinds():
   layout = get_layout("paper4")
-  with pytest.raises(ValueError, match="sampling scheme 'uniform'"):
-    layout.sample(jax.random.key(0), (2,), scheme="uniform")
   with pytest.raises(ValueError, match="10 controls, got 9"):
     layout.from_unit(jnp.zeros(9))
   with pytest.raises(ValueError, match="do not fit layout"):

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 import jaxeq
-from jaxeq import exported, losses, models, synthetic
+from jaxeq import exported, losses, models
+from jaxeq.training import synthetic
 from jaxeq.matcher import Matcher
 
 

@@ -6,7 +6,8 @@ import numpy as np
 import optax
 import pytest
 
-from jaxeq import get_layout, losses, models, synthetic, trainer
+from jaxeq import get_layout, losses, models
+from jaxeq.training import synthetic, trainer
 
 LAYOUT = get_layout("paper4")
 

@@ -45,8 +45,7 @@ def test_what_the_notebooks_and_experiments_import_is_installed(tmp_path):
 
 
 # What only training needs: a track processed with the shipped models loads none of it.
-TRAINING_MODULES = ("optax", "orbax", "jaxeq.trainer", "jaxeq.augment", "jaxeq.synthetic",
-                    "data_prep", "experiments")
+TRAINING_MODULES = ("optax", "orbax", "jaxeq.training", "data_prep", "experiments")
 
 
 def test_processing_a_track_loads_no_training_module(tmp_path):

@@ -1,9 +1,12 @@
-"""Random-EQ curves: deterministic by example and step, the exact responses of their settings."""
+"""Random-EQ curves: deterministic by example and step, the exact responses of their settings;
+the layouts' sampler."""
 
+import jax
 import numpy as np
 import pytest
 
-from jaxeq import FREQS, SAMPLE_RATE, get_layout, synthetic
+from jaxeq import FREQS, SAMPLE_RATE, get_layout
+from jaxeq.training import synthetic
 
 LAYOUT = get_layout("paper4")
 
@@ -45,3 +48,37 @@ def test_bad_arguments_are_clear_errors():
     synthetic.CurveStream(LAYOUT, seed=0, batch_size=0)
   with pytest.raises(ValueError, match="unknown split 'dev'"):
     synthetic.split_key(0, "dev")
+
+
+def test_paper_sampler_is_deterministic_in_range_and_favours_small_gains():
+  layout = get_layout("paper4")
+  a = synthetic.sample_settings(layout, jax.random.key(3), (20000,))
+  b = synthetic.sample_settings(layout, jax.random.key(3), (20000,))
+  for x, y in zip(a, b):
+    np.testing.assert_array_equal(x, y)
+  gain = np.asarray(a.gain_db)
+  assert np.all(np.abs(gain) <= 12)
+  # g = 12 u^3 with u ~ U(-1, 1): the median |g| is 12 / 8 = 1.5 dB.
+  assert np.median(np.abs(gain)) == pytest.approx(1.5, abs=0.1)
+  # Log-uniform frequency: half of the low shelves lie below the geometric middle.
+  assert np.mean(np.asarray(a.freq_hz[:, 0]) < np.sqrt(20 * 800)) == pytest.approx(0.5, abs=0.02)
+
+
+def test_nercessian_sampler_switches_gains_on_and_off():
+  layout = get_layout("nercessian12")
+  s = synthetic.sample_settings(layout, jax.random.key(4), (20000,), scheme="nercessian")
+  on = np.asarray(s.gain_db) != 0
+  assert on[:, [0, -1]].mean() == pytest.approx(0.5, abs=0.02)
+  assert on[:, 1:-1].mean() == pytest.approx(1 / 3, abs=0.02)
+  f = np.asarray(s.freq_hz)
+  # Peaks lie between the shelves; the low shelf crowds the low end (Beta(0.25, 5)).
+  assert np.all((f[:, 1:-1] >= np.minimum(f[:, :1], f[:, -1:]) - 1e-2)
+                & (f[:, 1:-1] <= np.maximum(f[:, :1], f[:, -1:]) + 1e-2))
+  assert np.median(f[:, 0]) < np.median(f[:, -1])
+  q = np.asarray(s.q)
+  assert q.min() >= 0.1 - 1e-6 and q[:, 1:-1].max() <= 3.0 + 1e-5
+
+
+def test_unknown_scheme_is_a_clear_error():
+  with pytest.raises(ValueError, match="sampling scheme 'uniform'"):
+    synthetic.sample_settings(LAYOUT, jax.random.key(0), (2,), scheme="uniform")

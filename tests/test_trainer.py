@@ -13,7 +13,7 @@ import numpy as np
 import optax
 import pytest
 
-from jaxeq import trainer
+from jaxeq.training import checkpoints, trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,7 +22,8 @@ PARALLEL_SCRIPT = textwrap.dedent("""
     import os
     os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
     import jax, numpy as np, optax
-    from jaxeq import get_layout, losses, models, synthetic, trainer
+    from jaxeq import get_layout, losses, models
+    from jaxeq.training import parallel, synthetic, trainer
     assert jax.device_count() == 4, jax.devices()
     layout = get_layout("paper4")
     model = models.make_model("cnn", layout.num_controls, features=(8, 8), width=32, depth=2)
@@ -39,7 +40,7 @@ PARALLEL_SCRIPT = textwrap.dedent("""
       state, _ = single(state, stream(i))
     results = {"single": state["params"]}
     for mode in ("mesh", "pmap"):
-      par = trainer.DataParallel(step, mode)
+      par = parallel.DataParallel(step, mode)
       s = par.put_state(state0)
       for i in range(5):
         s, metrics = par.step(s, par.put_batch(stream(i)))
@@ -104,7 +105,7 @@ def test_keeps_the_last_k_and_the_best_checkpoint_and_writes_metrics(tmp_path):
   np.testing.assert_allclose(np.asarray(state["params"]["w"]), W_TRUE, atol=1e-3)
   steps = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
   assert steps == [10, 35, 40]
-  params, step = trainer.restore_params(tmp_path, PARAMS, "best")
+  params, step = checkpoints.restore_params(tmp_path, PARAMS, "best")
   assert step == 10
   records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
   assert [r["step"] for r in records if r["split"] == "train"] == list(range(5, 41, 5))
@@ -118,7 +119,7 @@ def test_nan_guard_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(t
     trainer.train(tiny_config(), tmp_path, init_params=PARAMS, loss_fn=regression_loss,
                   batch_fn=lambda s: regression_batch(s, poison_from=22),
                   optimizer=optax.sgd(0.1))
-  params, step = trainer.restore_params(tmp_path, PARAMS, "latest")
+  params, step = checkpoints.restore_params(tmp_path, PARAMS, "latest")
   assert step == 20
   assert all(np.all(np.isfinite(np.asarray(x))) for x in jax.tree.leaves(params))
 

@@ -1,5 +1,7 @@
 """Random-EQ curves for the base (stage-1) training: the curve is the data, its settings the label.
 
+Settings are drawn by the layouts' sampler (`sample_settings`), which only training uses.
+
 A dataset is `size` examples; example `i` is drawn from `fold_in(key, i)`, so any example can
 be made on its own, in any order, on any host, and a batch is just a list of example ids.
 The training stream visits the dataset in a fresh permutation every epoch; batch `step` is a
@@ -46,7 +48,7 @@ def curves_for(layout: Layout, key: jax.Array, ids, scheme: str = "paper",
   (≤ 12 dB) while every curve stays the exact response of its settings.
   """
   ids = jnp.asarray(ids, jnp.uint32)
-  settings = jax.vmap(lambda i: layout.sample(jax.random.fold_in(key, i), (), scheme))(ids)
+  settings = jax.vmap(lambda i: sample_settings(layout, jax.random.fold_in(key, i), (), scheme))(ids)
   if max_db is not None:
     peak = jnp.max(jnp.abs(_response(layout, settings)), axis=-1, keepdims=True)
     settings = settings._replace(gain_db=settings.gain_db * jnp.minimum(1.0, max_db / peak))
@@ -71,7 +73,7 @@ class CurveStream:
   """Training batches: `size` examples per epoch, reshuffled every epoch, batch `step` → ids.
 
   `stream(step)` returns this process's share of the global batch as NumPy arrays (all of it
-  on one host), which is what `jaxeq.trainer.train` expects of a batch source.
+  on one host), which is what `jaxeq.training.trainer.train` expects of a batch source.
   """
 
   def __init__(self, layout: Layout, seed: int, batch_size: int, size: int = PAPER_TRAIN_SIZE,
@@ -108,3 +110,64 @@ def fixed_set(layout: Layout, seed: int, split: str, size: int, chunk: int = 204
   make = curve_maker(layout, **curve_kwargs)
   parts = [make(key, np.arange(start, min(start + chunk, size))) for start in range(0, size, chunk)]
   return Curves(*(np.concatenate([np.asarray(p[i]) for p in parts]) for i in range(2)))
+
+
+# --- the layouts' sampler ------------------------------------------------------------
+
+
+def sample_settings(layout: Layout, key: jax.Array, shape: tuple[int, ...],
+                    scheme: str = "paper") -> Settings:
+  """Random settings of `layout`, of batch shape `shape`.
+
+  `paper` (Mockenhaupt et al.): frequency and Q log-uniform in range, gain = g_max u^3 with
+  u ~ U(-1, 1), which favours the small gains real corrections mostly have.
+  `nercessian` (Nercessian 2020), moved onto this layout's ranges: shelf frequencies from
+  Beta(0.25, 5) (low) and Beta(4, 5) (high), peaks uniform between the shelves, gains
+  switched on with probability 1/2 (shelves) or 1/3 (peaks) and drawn from Beta(5, 5),
+  Q from Beta(1, 5).
+  """
+  if scheme == "paper":
+    return _sample_paper(layout, key, shape)
+  if scheme == "nercessian":
+    return _sample_nercessian(layout, key, shape)
+  raise ValueError(f"unknown sampling scheme {scheme!r}; expected 'paper' or 'nercessian'")
+
+
+def _sample_paper(layout: Layout, key, shape) -> Settings:
+  k_f, k_g, k_q = jax.random.split(key, 3)
+  full = (*shape, len(layout.bands))
+  unit_f = jax.random.uniform(k_f, full)
+  unit_q = jax.random.uniform(k_q, full)
+  u = jax.random.uniform(k_g, full, minval=-1.0, maxval=1.0)
+  lo, hi = layout.bounds("gain_db")
+  gain = (lo + hi) / 2 + (hi - lo) / 2 * u**3
+  return Settings(_log_interp(layout, "freq_hz", unit_f), jnp.asarray(gain, jnp.float32),
+                  _log_interp(layout, "q", unit_q))
+
+
+def _sample_nercessian(layout: Layout, key, shape) -> Settings:
+  k_ls, k_hs, k_pk, k_on, k_g, k_q = jax.random.split(key, 6)
+  full = (*shape, len(layout.bands))
+  kinds = np.array(layout.kinds)
+  is_low, is_high = kinds == "low_shelf", kinds == "high_shelf"
+  flo, fhi = layout.bounds("freq_hz")
+  f_low = flo + (fhi - flo) * jax.random.beta(k_ls, 0.25, 5.0, full)
+  f_high = flo + (fhi - flo) * jax.random.beta(k_hs, 4.0, 5.0, full)
+  # Peaks lie between the (first) low shelf and the (first) high shelf where there are any.
+  edge_lo = f_low[..., int(np.argmax(is_low)), None] if is_low.any() else flo
+  edge_hi = f_high[..., int(np.argmax(is_high)), None] if is_high.any() else fhi
+  a, b = jnp.minimum(edge_lo, edge_hi), jnp.maximum(edge_lo, edge_hi)
+  f_peak = a + (b - a) * jax.random.uniform(k_pk, full)
+  freq = jnp.where(is_low, f_low, jnp.where(is_high, f_high, f_peak))
+  p_on = np.where(is_low | is_high, 0.5, 1 / 3)
+  on = jax.random.bernoulli(k_on, p_on, full)
+  glo, ghi = layout.bounds("gain_db")
+  gain = jnp.where(on, glo + (ghi - glo) * jax.random.beta(k_g, 5.0, 5.0, full), 0.0)
+  qlo, qhi = layout.bounds("q")
+  q = qlo + (qhi - qlo) * jax.random.beta(k_q, 1.0, 5.0, full)
+  return layout.clip(Settings(freq, gain, q))
+
+
+def _log_interp(layout: Layout, control: str, unit: jax.Array) -> jax.Array:
+  lo, hi = (np.log(end) for end in layout.bounds(control))
+  return jnp.exp(lo + (hi - lo) * unit)

@@ -12,8 +12,9 @@ An experiment brings four pure pieces and a config (`default_config()` lists its
 and `train(config, workdir, ...)` owns the rest: the train state (a plain dict pytree:
 params, opt_state, step, rng), a pure jitted step, data parallelism over every device (a
 `('data',)` mesh with the batch sharded and the state replicated, or `jax.pmap` with
-`parallel='pmap'`), orbax checkpoints (last K and the best by validation), exact resume, a
-NaN/inf guard, a progress bar and metrics to stdout, `metrics.jsonl` and TensorBoard.
+`parallel='pmap'`: `jaxeq.training.parallel`), orbax checkpoints (last K and the best by
+validation: `jaxeq.training.checkpoints`), exact resume, a NaN/inf guard, a progress bar and
+metrics to stdout, `metrics.jsonl` and TensorBoard (`jaxeq.training.metrics`).
 
 Under `jax.distributed` (several processes: `experiments.launch`) the mesh spans every
 process's devices and each process runs `train` with its share of each batch; the
@@ -35,15 +36,14 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-import orbax.checkpoint as ocp
-from jax.sharding import NamedSharding, PartitionSpec as P
-from orbax.checkpoint import checkpoint_managers as policies
 from tqdm import tqdm
+
+from jaxeq.training.checkpoints import checkpoint_manager, restore_state, save_state
+from jaxeq.training.metrics import MetricWriter
+from jaxeq.training.parallel import PARALLEL_MODES, DataParallel
 
 PyTree = Any
 LossFn = Callable[[PyTree, PyTree, jax.Array], tuple[jax.Array, Mapping[str, jax.Array]]]
-PARALLEL_MODES = ("mesh", "pmap")
-AXIS = "data"
 
 
 class TrainingDiverged(RuntimeError):
@@ -165,153 +165,6 @@ def local_copy(tree: PyTree) -> PyTree:
   return jax.tree.map(lambda x: x.addressable_data(0), tree)
 
 
-# --- data parallelism ----------------------------------------------------------------
-
-
-class DataParallel:
-  """Runs a train step over every device: `mesh` (jit + NamedSharding) or `pmap`.
-
-  The mesh spans every process's devices. `put_state`/`get_state` move the plain state onto
-  the devices and back (replicated over the mesh: what checkpoints hold); `put_batch` shards
-  this process's share of a global batch over `('data',)`.
-  """
-
-  def __init__(self, train_step: Callable, mode: str = "mesh"):
-    if mode not in PARALLEL_MODES:
-      raise ValueError(f"parallel mode {mode!r} must be one of {', '.join(PARALLEL_MODES)}")
-    self.mode = mode
-    self.mesh = jax.make_mesh((jax.device_count(),), (AXIS,), axis_types=(jax.sharding.AxisType.Auto,))
-    self.replicated = NamedSharding(self.mesh, P())
-    self.sharded = NamedSharding(self.mesh, P(AXIS))
-    if mode == "mesh":
-      self._step = jax.jit(lambda s, b: train_step(s, b, None), in_shardings=(self.replicated, self.sharded),
-                           out_shardings=(self.replicated, self.replicated), donate_argnums=0)
-    else:
-      self._step = jax.pmap(lambda s, b: train_step(s, b, AXIS), axis_name=AXIS, donate_argnums=0)
-
-  def put_state(self, state: PyTree) -> PyTree:
-    if self.mode == "mesh":
-      # Through host memory, so the step's donation never deletes the caller's arrays.
-      return jax.tree.map(self._replicate, state)
-    n = jax.local_device_count()
-    return jax.tree.map(lambda x: np.broadcast_to(_host(x), (n, *np.shape(x))), state)
-
-  def get_state(self, device_state: PyTree) -> PyTree:
-    if self.mode == "mesh":
-      return device_state
-    # This process's first device holds one copy (a leading axis of 1) of the state.
-    return jax.tree.map(lambda x: self._replicate(x.addressable_data(0)[0]), device_state)
-
-  def _replicate(self, x) -> jax.Array:
-    """`x` (the same in every process) replicated over the mesh; with several processes
-    each one places its own copy, as a device_put could not."""
-    host = _host(x)
-    return jax.make_array_from_callback(host.shape, self.replicated, lambda index: host[index])
-
-  def put_batch(self, local_batch: PyTree) -> PyTree:
-    devices = jax.local_device_count()
-    size = len(jax.tree.leaves(local_batch)[0])
-    if size % devices:
-      raise ValueError(f"a batch of {size} examples per process does not split over {devices} devices")
-    if self.mode == "mesh":
-      return jax.tree.map(lambda x: jax.make_array_from_process_local_data(self.sharded, np.asarray(x)),
-                          local_batch)
-    return jax.tree.map(lambda x: np.asarray(x).reshape(devices, -1, *np.shape(x)[1:]), local_batch)
-
-  def step(self, device_state: PyTree, batch: PyTree) -> tuple[PyTree, dict]:
-    device_state, metrics = self._step(device_state, batch)
-    if self.mode == "pmap":
-      metrics = jax.tree.map(lambda x: x[0], metrics)
-    return device_state, metrics
-
-
-# --- checkpoints ---------------------------------------------------------------------
-
-
-def checkpoint_manager(workdir, config) -> ocp.CheckpointManager:
-  """Keeps the last `keep_checkpoints` saves and the best by `val[best_metric]` (lower wins)."""
-  best = lambda metrics: metrics[config.best_metric]  # noqa: E731
-  options = ocp.CheckpointManagerOptions(
-      best_fn=best, best_mode="min", enable_async_checkpointing=False,
-      preservation_policy=policies.AnyPreservationPolicy([
-          policies.LatestN(n=config.keep_checkpoints),
-          policies.BestN(get_metric_fn=best, reverse=True, n=1,
-                         keep_checkpoints_without_metrics=False)]))
-  return ocp.CheckpointManager(Path(workdir).absolute() / "checkpoints", options=options,
-                               item_names=("params", "train", "meta"))
-
-
-def save_state(manager: ocp.CheckpointManager, step: int, state: PyTree,
-               val: Mapping[str, float] | None, best_metric: str = "loss") -> None:
-  # The data position is the step (see batch_fn); `val` ranks the checkpoint.
-  meta = {"step": step, "val": val, "best_metric": best_metric}
-  manager.save(step, metrics=val, args=ocp.args.Composite(
-      params=ocp.args.StandardSave(state["params"]),
-      train=ocp.args.StandardSave({k: state[k] for k in ("opt_state", "step", "rng")}),
-      meta=ocp.args.JsonSave(meta)))
-
-
-def restore_state(manager: ocp.CheckpointManager, step: int, like: PyTree,
-                  sharding: jax.sharding.Sharding) -> PyTree:
-  """The state saved at `step`, shaped like `like` (a fresh state), placed with `sharding`."""
-  abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), jnp.asarray(x).dtype,
-                                                         sharding=sharding), like)
-  restored = manager.restore(step, args=ocp.args.Composite(
-      params=ocp.args.StandardRestore(abstract["params"]),
-      train=ocp.args.StandardRestore({k: abstract[k] for k in ("opt_state", "step", "rng")})))
-  return {"params": restored["params"], **restored["train"]}
-
-
-def restore_params(workdir, like: PyTree, which: str | int = "best") -> tuple[PyTree, int]:
-  """Parameters (shaped like `like`) from a run's checkpoints: `best`, `latest` or a step."""
-  directory = Path(workdir).absolute() / "checkpoints"
-  options = ocp.CheckpointManagerOptions(create=False, multiprocessing_options=_this_process_only())
-  with ocp.CheckpointManager(directory, item_names=("params", "train", "meta"),
-                             options=options) as manager:
-    steps = manager.all_steps()
-    if not steps:
-      raise FileNotFoundError(f"no checkpoints in {directory}")
-    if which == "latest":
-      step = manager.latest_step()
-    elif which == "best":
-      step = _best_step(manager, steps)
-    elif which in steps:
-      step = which
-    else:
-      raise ValueError(f"no checkpoint {which!r} in {directory}; steps: {steps}")
-    abstract = jax.tree.map(_abstract, like)
-    params = manager.restore(step, args=ocp.args.Composite(params=ocp.args.StandardRestore(abstract)))
-  return params["params"], step
-
-
-def _best_step(manager: ocp.CheckpointManager, steps) -> int:
-  """The step whose saved validation metrics rank first (the run's `best_metric`)."""
-  ranked = []
-  for step in steps:
-    meta = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
-    if meta.get("val"):
-      ranked.append((meta["val"][meta.get("best_metric", "loss")], step))
-  return min(ranked)[1] if ranked else manager.latest_step()
-
-
-def _host(x) -> np.ndarray:
-  """`x` in host memory: a replicated global array through this process's own copy."""
-  return np.asarray(x.addressable_data(0) if isinstance(x, jax.Array) else x)
-
-
-def _abstract(x) -> jax.ShapeDtypeStruct:
-  """`x`'s shape and dtype, placed on this host's first device (for restoring on one host)."""
-  return jax.ShapeDtypeStruct(np.shape(x), x.dtype,
-                              sharding=jax.sharding.SingleDeviceSharding(jax.local_devices()[0]))
-
-
-def _this_process_only() -> ocp.options.MultiprocessingOptions:
-  """Orbax options for reading or writing in one process without waiting for the others
-  (restoring to this host's device; the train checkpoints are saved by all together)."""
-  index = jax.process_index()
-  return ocp.options.MultiprocessingOptions(primary_host=index, active_processes={index})
-
-
 class EpochShuffle:
   """`shuffle(step)`: this process's example ids for global batch `step` of a `size`-example
   dataset, reshuffled every epoch (the remainder of an epoch is left out).
@@ -343,46 +196,6 @@ def train_seconds(workdir) -> float:
       total += max(record["step"] - last_step, 0) / record["steps_per_s"]
       last_step = record["step"]
   return total
-
-
-# --- metrics -------------------------------------------------------------------------
-
-
-class MetricWriter:
-  """Metrics to stdout, `metrics.jsonl` and TensorBoard event files; process 0 only.
-
-  `context` (such as `topology()`) goes into every `metrics.jsonl` record as it is.
-  """
-
-  def __init__(self, workdir: Path, context: Mapping[str, Any] | None = None):
-    self._active = jax.process_index() == 0
-    self._context = dict(context or {})
-    if self._active:
-      from tensorboardX import SummaryWriter  # heavy import, only where metrics are written
-      self._jsonl = open(workdir / "metrics.jsonl", "a", encoding="utf-8")
-      self._tb = SummaryWriter(str(workdir / "tensorboard"))
-      self._start = time.time()
-
-  def note(self, text: str) -> None:
-    if self._active:
-      tqdm.write(text)
-
-  def write(self, step: int, split: str, metrics: Mapping[str, float]) -> None:
-    if not self._active:
-      return
-    tqdm.write(f"step {step} {split}: " + ", ".join(f"{k}={v:.5g}" for k, v in sorted(metrics.items())))
-    record = {"step": step, "split": split, "wall_s": round(time.time() - self._start, 3),
-              **self._context, **metrics}
-    self._jsonl.write(json.dumps(record) + "\n")
-    self._jsonl.flush()
-    for k, v in metrics.items():
-      self._tb.add_scalar(f"{split}/{k}", v, step)
-    self._tb.flush()
-
-  def close(self) -> None:
-    if self._active:
-      self._jsonl.close()
-      self._tb.close()
 
 
 # --- the pure step -------------------------------------------------------------------

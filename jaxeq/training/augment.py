@@ -15,6 +15,7 @@ import ml_collections
 
 from jaxeq.layouts import get_layout
 from jaxeq.spectrum import FREQS, SAMPLE_RATE
+from jaxeq.training.synthetic import sample_settings
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -64,7 +65,7 @@ def augment_windows(key: jax.Array, windows_db: jax.Array,
   x = jnp.where(chosen(keys[2], config.mix_probability), mixed, x)
 
   layout = get_layout("paper4")
-  settings = layout.sample(keys[3], (batch,))
+  settings = sample_settings(layout, keys[3], (batch,))
   settings = settings._replace(gain_db=jax.random.uniform(
       keys[10], settings.gain_db.shape, minval=-config.eq_max_db, maxval=config.eq_max_db))
   tilt = layout.response_db(settings, FREQS, SAMPLE_RATE)[:, None, :]
