@@ -27,11 +27,11 @@ import ml_collections
 import optax
 
 from jaxeq import losses, models, plots
-from jaxeq.training import checkpoints, synthetic, trainer
 from jaxeq.atomic import write_text_atomically
 from jaxeq.layouts import get_layout
 from jaxeq.matcher import Matcher
 from jaxeq.spectrum import FREQS, SAMPLE_RATE
+from jaxeq.training import checkpoints, synthetic, trainer
 
 
 def get_config(variant: str = "") -> ml_collections.ConfigDict:

@@ -32,11 +32,11 @@ import optax
 from data_prep import dataset, render
 from experiments import launch, targets
 from jaxeq import plots
-from jaxeq.training import augment, checkpoints, trainer
 from jaxeq.atomic import write_text_atomically
 from jaxeq.classes import CLASSES, class_info
 from jaxeq.classifier import (Classifier, InstrumentCNN, expected_calibration_error,
                               fit_temperature, init_params, softmax)
+from jaxeq.training import augment, checkpoints, trainer
 
 
 def get_config(variant: str = "") -> ml_collections.ConfigDict:

@@ -38,7 +38,6 @@ import soundfile as sf
 from data_prep import dataset
 from experiments import launch
 from jaxeq import fitting, losses, plots
-from jaxeq.training import checkpoints, synthetic, trainer
 from jaxeq.atomic import write_text_atomically
 from jaxeq.autoeq import limit_quiet_boosts
 from jaxeq.classes import CLASSES
@@ -46,6 +45,7 @@ from jaxeq.classifier import load_classifier, softmax
 from jaxeq.matcher import Matcher, load_matcher
 from jaxeq.spectrum import FREQS, SAMPLE_RATE, correction
 from jaxeq.targets import load_targets
+from jaxeq.training import checkpoints, synthetic, trainer
 
 MODELS = ("mlp", "cnn")
 

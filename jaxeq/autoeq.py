@@ -30,7 +30,7 @@ from jaxeq.fitting import OptimiserMatcher
 from jaxeq.layouts import get_layout
 from jaxeq.loudness import (K_WEIGHTING, LOSSLESS_CEILING_DBTP, MAX_LIMITING_DB, gated_loudness,
                             match_loudness)
-from jaxeq.matcher import Matcher, load_matcher
+from jaxeq.matcher import EQMatcher, load_matcher
 from jaxeq.processing import apply_eq, eq_channels, filter_channels
 from jaxeq.spectrum import (FREQS, QUIET_BOOST_DB, SAMPLE_RATE, analysis_signal, audible_weight,
                             correction, long_term_spectrum, nothing_to_equalise,
@@ -165,8 +165,8 @@ def reference_target(reference, sample_rate: int) -> np.ndarray:
 class AutoEQ:
   """The classifier, the target bank and the matcher, wired together."""
 
-  def __init__(self, classifier: Classifier, matcher: Matcher | OptimiserMatcher,
-               targets: TargetBank, blend_top: int = BLEND_TOP):
+  def __init__(self, classifier: Classifier, matcher: EQMatcher, targets: TargetBank,
+               blend_top: int = BLEND_TOP):
     missing = sorted(set(classifier.classes) - set(targets.classes))
     if missing:
       raise ValueError(f"the target bank has no target for {', '.join(missing)}")
@@ -180,7 +180,8 @@ class AutoEQ:
                       layout: str | None = None) -> "AutoEQ":
     """The shipped models; `targets`, `classifier` and `matcher` may name others on disk
     (a bank `.npz` or a `TargetBank`, a classifier directory, a matcher name or directory).
-    A `layout` other than the matcher's is fitted per track by the optimiser instead."""
+    A `layout` other than the matcher's is fitted per track by the optimiser instead (one,
+    made here)."""
     network = load_matcher(matcher)
     if layout is not None and get_layout(layout).to_config() != network.layout.to_config():
       network = OptimiserMatcher(get_layout(layout))
@@ -247,19 +248,10 @@ class AutoEQ:
 
   def _match(self, diff, quiet, sample_rate: int, refine: bool = False) -> EQ:
     """The matcher's EQ for `diff` (boosting at most 3 dB in `quiet`, the correction's quiet
-    band), with no band above what `sample_rate` allows (`Layout.for_sample_rate`).
-
-    Where the network puts a band higher, or with `refine` (matching to a reference: a
-    request to match it as closely as the EQ can), the per-curve optimiser fits on the
-    clipped layout from the network's settings, which reaches the floor."""
-    layout = self.matcher.layout.for_sample_rate(sample_rate)
-    if isinstance(self.matcher, OptimiserMatcher):
-      fit = OptimiserMatcher(layout, self.matcher.starts, self.matcher.steps, self.matcher.seed)
-      return fit.predict(diff, quiet)[0]
-    eq, = self.matcher.predict(diff, quiet)
-    if layout.allows(eq) and not refine:
-      return eq
-    return OptimiserMatcher(layout).predict(diff, quiet, first=layout.from_eq(eq))[0]
+    band), with no band above what `sample_rate` allows (`Layout.for_sample_rate`); `refine`
+    (matching to a reference) asks for the closest match the EQ can make, the floor."""
+    eq, = self.matcher.for_sample_rate(sample_rate, exact=refine).predict(diff, quiet)
+    return eq
 
   def process(self, audio, sample_rate: int, amount: float = 1.0, instrument: str | None = None,
               reference=None, reference_rate: int | None = None, target=None,

@@ -5,6 +5,9 @@ so every iterate is a valid EQ) from several starts, keeping the best. Given a c
 quiet band, it minimises what a network is fine-tuned on (`losses.correction_error`): the
 MAE, within the rule that no boost goes over 3 dB there. Everything is
 batched with `vmap` over curves and starts and runs as one jitted program per chunk.
+
+`OptimiserMatcher` is the optimiser as a matcher; `RefinedMatcher` refits a network's EQs
+where a sample rate's layout cannot hold them, or where a reference asks for the floor.
 """
 
 from __future__ import annotations
@@ -87,17 +90,58 @@ def _fit_chunk(layout: Layout, starts: int, steps: int, learning_rate: float):
 class OptimiserMatcher:
   """A matcher for any layout without a trained network: each curve gets its own fit.
 
-  Same `.layout` and `.predict(curves)` as `jaxeq.Matcher`; slower (about a second a curve
-  on a CPU) but exact to the floor.
+  Answers the matchers' one call, `predict(curves_db, quiet=None)`, and
+  `for_sample_rate(sample_rate)`, as `jaxeq.Matcher` does; slower (about a second a curve on
+  a CPU) but exact to the floor.
   """
 
   def __init__(self, layout: Layout, starts: int = 8, steps: int = 500, seed: int = 0):
     self.layout, self.starts, self.steps, self.seed = layout, starts, steps, seed
+    self._at_rate = {}
 
   def predict(self, curves_db, quiet=None, first=None) -> list:
-    """One `EQ` per curve, boosting at most 3 dB where `quiet` (`Correction.quiet`) is true;
-    `first` (`Settings` in the layout's ranges) is one of the starts."""
+    """One `EQ` per curve, boosting at most 3 dB where `quiet` (booleans like the curves,
+    `Correction.quiet`) is true; `first` (`Settings` in the layout's ranges, one row a curve)
+    is one of the starts."""
     unit, _ = fit_curves(self.layout, curves_db, self.starts, self.steps, seed=self.seed,
                          quiet=quiet,
                          first=None if first is None else self.layout.to_unit(first))
     return self.layout.to_eqs(self.layout.from_unit(unit))
+
+  def for_sample_rate(self, sample_rate: float, exact: bool = False) -> "OptimiserMatcher":
+    """This optimiser on the layout `sample_rate` allows (`Layout.for_sample_rate`), made
+    once per layout; every fit is as exact as the layout can be, so `exact` changes nothing."""
+    del exact
+    layout = self.layout.for_sample_rate(sample_rate)
+    if layout == self.layout:
+      return self
+    if layout not in self._at_rate:
+      self._at_rate[layout] = OptimiserMatcher(layout, self.starts, self.steps, self.seed)
+    return self._at_rate[layout]
+
+
+class RefinedMatcher:
+  """A network's EQs on a narrower `layout` (a sample rate's): the per-curve optimiser refits
+  a curve from the network's settings where one of its bands lies outside `layout`, or every
+  curve with `always` (a request to match as closely as the layout can: the floor).
+
+  What `jaxeq.Matcher.for_sample_rate` gives; the same `predict` as every matcher.
+  """
+
+  def __init__(self, network, layout: Layout, always: bool = False):
+    self.network, self.layout, self.always = network, layout, always
+    self.optimiser = OptimiserMatcher(layout)
+
+  def predict(self, curves_db, quiet=None) -> list:
+    """One `EQ` per curve within `layout`, boosting at most 3 dB where `quiet` is true."""
+    eqs = self.network.predict(curves_db, quiet)
+    refit = [i for i, eq in enumerate(eqs) if self.always or not self.layout.allows(eq)]
+    if refit:
+      curves = np.atleast_2d(np.asarray(curves_db, np.float32))
+      if quiet is not None:
+        quiet = np.broadcast_to(np.asarray(quiet, bool), curves.shape)[refit]
+      first = jax.tree.map(lambda *rows: jnp.stack(rows),
+                           *(self.layout.from_eq(eqs[i]) for i in refit))
+      for i, eq in zip(refit, self.optimiser.predict(curves[refit], quiet, first=first)):
+        eqs[i] = eq
+    return eqs

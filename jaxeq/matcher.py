@@ -4,6 +4,9 @@
     eq, = matcher.predict(curve_db)               # (256,) dB on jaxeq.FREQS
     eqs = matcher.predict(curves_db)              # (N, 256)
 
+Every matcher, a network or the per-curve optimiser (`jaxeq.OptimiserMatcher`), answers the
+same calls (`EQMatcher`): `predict(curves_db, quiet=None)` and `for_sample_rate(rate)`.
+
 A matcher directory holds `config.json` (model, layout, how it was trained), `params.npz`
 (the parameters only, `jaxeq.exported`) and `MODEL_CARD.md`. The shipped ones live in
 `jaxeq/assets/matchers/`.
@@ -12,18 +15,34 @@ A matcher directory holds `config.json` (model, layout, how it was trained), `pa
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Protocol
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxeq import exported, models
+from jaxeq.fitting import RefinedMatcher
 from jaxeq.eq import EQ
 from jaxeq.layouts import Layout, Settings, get_layout
 from jaxeq.spectrum import FREQS, zero_centre
 
 FORMAT = "jaxeq.matcher/1"
 ASSETS = Path(__file__).parent / "assets" / "matchers"
+
+
+class EQMatcher(Protocol):
+  """What the pipeline asks of a matcher, network or optimiser alike."""
+
+  layout: Layout
+
+  def predict(self, curves_db, quiet=None) -> list[EQ]:
+    """One `EQ` per `(256,)` or `(N, 256)` dB curve on `jaxeq.FREQS`, boosting at most 3 dB
+    where `quiet` (booleans like the curves, `jaxeq.spectrum.Correction.quiet`) is true."""
+
+  def for_sample_rate(self, sample_rate: float, exact: bool = False) -> "EQMatcher":
+    """The matcher for a track at `sample_rate`: its EQs within `layout.for_sample_rate`;
+    `exact` asks for the closest match the layout can make. Made once and cached."""
 
 
 class Matcher:
@@ -35,6 +54,7 @@ class Matcher:
     self.model_kwargs = exported.hashable(model_kwargs or {})
     self.model = models.make_model(model_name, layout.num_controls, **self.model_kwargs)
     self.params = params
+    self._at_rate = {}
     self._apply = jax.jit(lambda p, x: self.model.apply({"params": p}, zero_centre(x)))
 
   def predict_unit(self, curves_db) -> jax.Array:
@@ -49,12 +69,23 @@ class Matcher:
     """One `EQ` per curve. Curves are dB on `jaxeq.FREQS`; their mean level is ignored.
 
     The models were trained on curves within ±12 dB, as `jaxeq.spectrum.correction` makes
-    them: zero outside the audible band, which is how a network reads it. `quiet` (the
-    correction's quiet band) is for `OptimiserMatcher`, which fits within it; a fine-tuned
-    network learned to keep its boosts out of it.
+    them: zero outside the audible band, which is how a network reads it. The network sees
+    the curve alone: a fine-tuned one learnt to keep its boosts out of the correction's
+    `quiet` band from the curve, so `quiet` leaves its answer as it is (the optimiser, which
+    answers the same call, fits within it).
     """
     del quiet
     return self.layout.to_eqs(self.predict_settings(curves_db))
+
+  def for_sample_rate(self, sample_rate: float, exact: bool = False) -> RefinedMatcher:
+    """This network for a track at `sample_rate`: where it puts a band above what the rate
+    allows (`Layout.for_sample_rate`), or for every curve with `exact` (matching a reference
+    as closely as the EQ can), the per-curve optimiser refits from its settings. Made once
+    per rate's layout and `exact`."""
+    key = (self.layout.for_sample_rate(sample_rate), exact)
+    if key not in self._at_rate:
+      self._at_rate[key] = RefinedMatcher(self, *key)
+    return self._at_rate[key]
 
   def save(self, directory, training: dict | None = None, card: str | None = None) -> None:
     """Writes the matcher directory (see the module docstring); `directory` must not exist."""

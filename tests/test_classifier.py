@@ -9,11 +9,11 @@ import pytest
 
 import jaxeq
 from data_prep import plan
-from jaxeq.training import augment
 from jaxeq.classes import CLASSES
 from jaxeq.classifier import (Classifier, InstrumentCNN, expected_calibration_error,
                               fit_temperature, init_params, load_classifier, softmax)
 from jaxeq.targets import TargetBank
+from jaxeq.training import augment
 
 SMALL = {"stem_features": 8, "features": (8, 8)}
 

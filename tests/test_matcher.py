@@ -6,8 +6,8 @@ import pytest
 
 import jaxeq
 from jaxeq import exported, losses, models
-from jaxeq.training import synthetic
 from jaxeq.matcher import Matcher
+from jaxeq.training import synthetic
 
 
 def test_save_and_load_round_trip_predicts_the_same_eqs(tmp_path):
@@ -69,3 +69,19 @@ def test_bad_curves_and_names_are_clear_errors():
     matcher.predict(np.full(256, np.nan))
   with pytest.raises(FileNotFoundError, match="no matcher 'gru'"):
     jaxeq.load_matcher("gru")
+
+
+def test_network_and_optimiser_answer_the_same_calls_and_are_made_once_per_rate():
+  network = jaxeq.load_matcher("cnn")
+  optimiser = jaxeq.OptimiserMatcher(network.layout, starts=1, steps=20)
+  curve = synthetic.fixed_set(network.layout, 0, "val", 1).curve[0]
+  quiet = np.asarray(jaxeq.FREQS > 8000)
+  assert network.for_sample_rate(44100) is network.for_sample_rate(44100)
+  assert optimiser.for_sample_rate(44100) is optimiser  # the layout holds at 44.1 kHz
+  narrow = optimiser.for_sample_rate(16000)
+  assert narrow is optimiser.for_sample_rate(16000)
+  assert narrow.layout == network.layout.for_sample_rate(16000) != network.layout
+  for matcher in (network, optimiser, network.for_sample_rate(44100), narrow):
+    eqs = matcher.predict(curve, quiet)
+    assert len(eqs) == 1 and [b.kind for b in eqs[0].bands] == list(matcher.layout.kinds)
+    assert matcher.layout.allows(eqs[0])
