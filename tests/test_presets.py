@@ -22,6 +22,7 @@ from scipy import signal
 
 from jaxeq import EQ, Band, presets
 from jaxeq.layouts import BUILTIN, get_layout
+from jaxeq.training.synthetic import sample_settings
 from rbj_reference import rbj_ba
 
 RATES = (44100, 48000, 96000)
@@ -92,7 +93,7 @@ def random_eqs(layout_name: str, rate: int, count: int, seed: int = 0) -> list[E
   sampler, and Nercessian's for nercessian12)."""
   layout = get_layout(layout_name).for_sample_rate(rate)
   scheme = "nercessian" if layout_name == "nercessian12" else "paper"
-  return layout.to_eqs(layout.sample(jax.random.PRNGKey(seed), (count,), scheme=scheme))
+  return layout.to_eqs(sample_settings(layout, jax.random.PRNGKey(seed), (count,), scheme=scheme))
 
 
 def holdable(eqs, plugin, rate) -> list[EQ]:
@@ -151,8 +152,8 @@ def test_the_check_fails_a_preset_that_copies_the_numbers_across(tmp_path):
 
 
 @pytest.mark.parametrize("plugin, eq, rate, message", [
-    ("x42", get_layout("nercessian12").to_eqs(get_layout("nercessian12").sample(
-        jax.random.PRNGKey(0), (1,)))[0], 48000,
+    ("x42", get_layout("nercessian12").to_eqs(sample_settings(
+        get_layout("nercessian12"), jax.random.PRNGKey(0), (1,)))[0], 48000,
      "cannot hold 10 peaks: it has 4 parametric sections"),
     ("x42", EQ([Band("peak", f, 1.0) for f in (30, 35, 1000, 2000)]), 48000,
      "band 2 (peak 35 Hz +1.0 dB Q 0.707) at 48000 Hz: its 4 parametric sections (20-2000, "
