@@ -32,7 +32,7 @@ from scipy import signal
 from data_prep import excerpts, kit_tracks, recordings
 from data_prep.colouration import random_colouration
 from data_prep.sound_source import SAMPLE_RATE
-from jaxeq.processing import apply_eq
+from jaxeq import apply_eq
 
 SECONDS = (6.0, 3.0)
 # Clips an identity gives, by its source; a one-shot gives one a file.

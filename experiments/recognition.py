@@ -40,9 +40,9 @@ import soundfile as sf
 
 from data_prep import excerpts, recognition
 from data_prep.sound_source import SAMPLE_RATE
-from jaxeq.classes import CLASSES
 from jaxeq import plots
 from jaxeq.atomic import write_text_atomically
+from jaxeq.classes import CLASSES
 from experiments import targets
 from jaxeq.classifier import (Backbones, FusedClassifier, fit_temperature, head_logits,
                               softmax, spectrogram_cnn)
