@@ -14,265 +14,24 @@ modified.
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
-import contextlib
 import functools
 import json
-import multiprocessing
 import os
 import shutil
-import signal
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import soundfile as sf
-from tqdm import tqdm
 
 from jaxeq.atomic import write_text_atomically
 from jaxeq.audio_io import AudioError, find_audio_files, load_audio, save_audio
+from jaxeq.batch import Say, Work, about, check_writable, fail, run_tracks
 from jaxeq.eq import EQ
 from jaxeq.loudness import MAX_PEAK, ceiling_dbtp, true_peak_envelope
 from jaxeq.processing import apply_eq
-
-
-# In a `--workers` process: the messages of the track at hand, (to stderr?, line), which the
-# main process prints (one progress bar, no lines torn by another process's).
-_captured: list[tuple[bool, str]] | None = None
-
-
-def _say(line: str, error: bool = False) -> None:
-  if _captured is not None:
-    _captured.append((error, line))
-  else:
-    tqdm.write(line, file=sys.stderr if error else sys.stdout)
-
-
-def _fail(message: str) -> None:
-  _say(f"jaxeq: {message}", error=True)
-
-
-def _failure(track: Path, error: Exception) -> str:
-  """The line a track's failure prints."""
-  if isinstance(error, OSError):
-    return f"{track}: {error.strerror or error}"
-  return _about(track, error)
-
-
-def _about(subject, error: Exception) -> str:
-  """`error`'s message naming `subject` (a file, say) once: prefixed unless it names it."""
-  return str(error) if str(subject) in str(error) else f"{subject}: {error}"
-
-
-def _tracks(inputs) -> list[tuple[Path, Path]]:
-  """Every audio file in `inputs`, each with where its outputs go under `--out`: its path
-  below the folder given (`drums/kitA/kick.wav` → `kitA/kick.wav`), or its name for a file."""
-  tracks = []
-  for given in map(Path, inputs):
-    if given.is_dir():
-      tracks += [(track, track.relative_to(given)) for track in find_audio_files([given])]
-    else:
-      tracks.append((given, Path(given.name)))
-  return tracks
-
-
-def _check_writable(out: Path, folder: Path, create: bool = True) -> None:
-  """Refuses, before any work, an `--out` whose `folder` cannot be written or, unless
-  `create`, does not exist."""
-  try:
-    if create:
-      folder.mkdir(parents=True, exist_ok=True)
-    elif not folder.is_dir():
-      raise ValueError(f"--out {out}: " + (f"{folder} is not a folder" if folder.exists()
-                                           else f"the folder {folder} does not exist"))
-    with tempfile.TemporaryFile(dir=folder):
-      pass
-  except OSError as e:
-    raise ValueError(f"--out {out}: cannot write there ({e.strerror or e})") from None
-
-
-def _check_outputs(tracks: list[tuple[Path, Path]], out_dir: Path) -> None:
-  """Refuses, before any work, two inputs that would share outputs (`kick.wav` and
-  `kick.flac` share `kick.eq.json`) and an `--out` that cannot be written."""
-  owner: dict[Path, Path] = {}
-  for track, relative in tracks:
-    stem = relative.with_suffix("")
-    if stem in owner:
-      raise ValueError(f"{owner[stem]} and {track} would write the same outputs "
-                       f"({out_dir / stem}.*): give them different --out folders or names")
-    owner[stem] = track
-  _check_writable(out_dir, out_dir)
-
-
-def _outputs(track: Path, out: Path, suffixes) -> list[Path]:
-  """`out` (the track's output under `--out`, suffix "") and the files beside it with
-  `suffixes` (`kick.wav` → `kick.eq.json`, ...); never the input itself."""
-  paths = [out.with_name(out.stem + suffix) if suffix else out for suffix in suffixes]
-  if any(path.resolve() == track.resolve() for path in paths):
-    raise AudioError(f"{track}: refusing to overwrite the input; choose another --out")
-  return paths
-
-
-Work = Callable[[Path, list[Path]], Callable[[], None] | None]
-
-
-def _each_track(inputs, desc: str, make_work: Callable[[], Work], out_dir: Path | None = None,
-                suffixes=(), skip_existing: bool = False, workers: int = 1,
-                done: list | None = None) -> int:
-  """Runs `work(track, outputs)` on every audio file in `inputs` with a progress bar; 1 if
-  any failed, 2 if nothing could start. `outputs` are the track's output files under
-  `out_dir` (its path below the folder given, with `suffixes`); `out_dir` is checked first
-  (see `_check_outputs`), and with `skip_existing` a track whose outputs all exist is skipped.
-  Commands that write end with one line: how many tracks were written, skipped and failed.
-
-  `make_work()` gives `work` (it may load models: only once there are tracks to work on).
-  `work` may return a function that writes the track's outputs: it runs on a background
-  thread while the next track is read and analysed. With more than one of `workers` (and
-  tracks), the tracks are spread over that many processes, each calling `make_work` once
-  (`make_work` must then be picklable: a module-level function or a `functools.partial`).
-  `done`, if given, gets `(track, outputs)` of every track written or skipped.
-  """
-  tracks = _tracks(inputs)
-  if not tracks:
-    _fail("no audio files found in " + ", ".join(map(str, inputs)))
-    return 2
-  if out_dir is not None:
-    try:
-      _check_outputs(tracks, out_dir)
-    except ValueError as e:
-      _fail(str(e))
-      return 2
-  failures = skipped = 0
-
-  def attempt(track: Path, step: Callable):
-    nonlocal failures
-    try:
-      return step()
-    except (ValueError, OSError) as e:  # AudioError is a ValueError
-      failures += 1
-      _fail(_failure(track, e))
-
-  todo = []
-  for track, relative in tracks:
-    outputs = attempt(track, lambda: [] if out_dir is None else
-                      _outputs(track, out_dir / relative, suffixes))
-    if outputs is None:
-      continue
-    if skip_existing and all(path.exists() for path in outputs):
-      skipped += 1  # written whole by an earlier run: every output is written atomically
-      if done is not None:
-        done.append((track, outputs))
-    else:
-      todo.append((track, outputs))
-  bar = tqdm(total=len(tracks), initial=len(tracks) - len(todo), desc=desc, unit="file",
-             disable=len(tracks) < 2)
-  with bar:
-    if workers > 1 and len(todo) > 1:
-      failures += _in_workers(todo, make_work, min(workers, len(todo)), bar, done)
-    elif todo:
-      try:
-        work = make_work()
-      except (ValueError, OSError) as e:
-        _fail(str(e))
-        return 2
-      with concurrent.futures.ThreadPoolExecutor(1) as writer:
-        writes = []
-        for track, outputs in todo:
-          finish = attempt(track, lambda: work(track, outputs))
-          if finish is not None:
-            writes.append((track, outputs, writer.submit(finish)))
-          bar.update()
-        for track, outputs, write in writes:
-          if attempt(track, lambda: write.result() or True) and done is not None:
-            done.append((track, outputs))
-  if out_dir is not None:
-    done = len(tracks) - skipped - failures
-    tqdm.write(f"{desc}: {done} of {len(tracks)} track{'s' * (len(tracks) != 1)} written to "
-               f"{out_dir}"
-               + (f", {skipped} skipped (their outputs exist)" if skipped else "")
-               + (f", {failures} failed" if failures else ""))
-  return 1 if failures else 0
-
-
-# Each worker computes on one thread: the workers already fill the cores, and OpenBLAS's and
-# XLA's thread pools, each sized for the whole machine, fight over them (on the busy 2-core
-# machine the classifier windows' band-matrix product took 20x as long with two threads).
-_ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-               "XLA_FLAGS": " ".join([os.environ.get("XLA_FLAGS", ""),
-                                      "--xla_cpu_multi_thread_eigen=false"]).strip()}
-
-
-@contextlib.contextmanager
-def _environment(values: dict[str, str]):
-  """`os.environ` with `values` for the processes started inside (they read it at start-up,
-  before the initializer could set anything), as it was afterwards."""
-  before = {name: os.environ.get(name) for name in values}
-  os.environ.update(values)
-  try:
-    yield
-  finally:
-    for name, value in before.items():
-      if value is None:
-        os.environ.pop(name, None)
-      else:
-        os.environ[name] = value
-
-
-_work: Work | None = None  # in a `--workers` process: what `make_work` gave
-
-
-def _start_worker(make_work: Callable[[], Work]) -> None:
-  global _work
-  signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
-  warnings.showwarning = lambda message, *_, **__: _fail(f"warning: {message}")
-  _work = make_work()
-
-
-def _track_in_worker(track: Path, outputs: list[Path]) -> tuple[list[tuple[bool, str]], bool]:
-  """In a worker: `track` worked on and written; its messages, and whether it failed."""
-  global _captured
-  _captured, failed = [], False
-  try:
-    finish = _work(track, outputs)
-    if finish is not None:
-      finish()
-  except (ValueError, OSError) as e:
-    _fail(_failure(track, e))
-    failed = True
-  messages, _captured = _captured, None
-  return messages, failed
-
-
-def _in_workers(todo: list[tuple[Path, list[Path]]], make_work: Callable[[], Work],
-                workers: int, bar: tqdm, done: list | None = None) -> int:
-  """`_each_track`'s work on `todo` spread over `workers` processes; how many failed (`done`
-  gets the others)."""
-  failures = 0
-  # 'spawn': JAX's threads make a forked child unsafe.
-  pool = concurrent.futures.ProcessPoolExecutor(
-      workers, multiprocessing.get_context("spawn"), initializer=_start_worker,
-      initargs=(make_work,))
-  try:
-    with _environment(_ONE_THREAD):  # every worker is started by the first submit
-      jobs = {pool.submit(_track_in_worker, *job): job for job in todo}
-    for job in concurrent.futures.as_completed(jobs):
-      try:
-        messages, failed = job.result()
-      except concurrent.futures.process.BrokenProcessPool as e:
-        stopped = f"jaxeq: {jobs[job][0]}: its worker process stopped ({e})"
-        messages, failed = [(True, stopped)], True
-      for error, line in messages:
-        _say(line, error)
-      failures += failed
-      if not failed and done is not None:
-        done.append(jobs[job])
-      bar.update()
-  finally:
-    pool.shutdown(cancel_futures=True)
-  return failures
 
 
 def _save_like(track: Path, out: Path, audio: np.ndarray, rate: int) -> None:
@@ -289,7 +48,7 @@ def _option(name: str, value, make: Callable):
   try:
     return make()
   except ValueError as e:
-    raise ValueError(f"{name}: {_about(value, e)}") from None
+    raise ValueError(f"{name}: {about(value, e)}") from None
 
 
 def _checked_bank(args):
@@ -305,10 +64,10 @@ def _checked_bank(args):
   return bank
 
 
-def _auto_eq(args):
-  """The AutoEQ the flags ask for (see `_checked_bank`)."""
+def _auto_eq(args, bank):
+  """The AutoEQ the flags ask for, with `bank` (`_checked_bank`'s, checked once)."""
   from jaxeq.autoeq import AutoEQ  # loads the models: only for the commands that need them
-  return AutoEQ.from_pretrained(targets=_checked_bank(args), layout=args.layout)
+  return AutoEQ.from_pretrained(targets=bank, layout=args.layout)
 
 
 def _reference(args) -> dict:
@@ -359,7 +118,7 @@ def parse_exports(text: str) -> list[str]:
   return list(dict.fromkeys(names))
 
 
-def _presets(track: Path, exports: list[str], analysis, rate) -> dict[str, dict | None]:
+def _presets(track: Path, exports: list[str], analysis, rate, say: Say) -> dict[str, dict | None]:
   """Each LV2 export's bundle files for the track's EQ; None, with one line said, for a
   plug-in that cannot hold the EQ at the track's rate (no preset that sounds different)."""
   from jaxeq import presets
@@ -370,23 +129,24 @@ def _presets(track: Path, exports: list[str], analysis, rate) -> dict[str, dict 
       try:
         bundles[name] = presets.bundle(analysis.eq, plugin, rate, f"jaxeq {track.stem}")
       except ValueError as e:
-        _say(f"jaxeq: {track}: no {name} preset: {e}", error=True)
+        fail(f"{track}: no {name} preset: {e}", say)
         bundles[name] = None
   return bundles
 
 
-def _process_work(args, reference: dict) -> Work:
-  """`jaxeq process`'s work on one track, with the models loaded (in each worker process)."""
-  auto = _auto_eq(args)
+def _process_work(args, reference: dict, bank) -> Work:
+  """`jaxeq process`'s work on one track, with the models loaded (once in each process):
+  `args` and `bank` as `process_command` checked them, `reference` as `_reference` gives it."""
+  auto = _auto_eq(args, bank)
   exports = parse_exports(args.export)
 
-  def work(track: Path, outputs: list[Path]) -> Callable[[], None]:
+  def work(track: Path, outputs: list[Path], say: Say) -> Callable[[], None]:
     out, eq_json, analysis_json, *rest = outputs
     exported, picture = dict(zip(exports, rest)), rest[len(exports):]
     audio, rate = load_audio(track)
     processed, analysis = _run(auto.process, args, reference, audio, rate, amount=args.amount,
                                ceiling_dbtp=ceiling_dbtp(sf.info(track).subtype))
-    bundles = _presets(track, exports, analysis, rate)
+    bundles = _presets(track, exports, analysis, rate, say)
 
     def write() -> None:
       from jaxeq.presets import write_bundle_atomically
@@ -405,7 +165,7 @@ def _process_work(args, reference: dict) -> Work:
         plot_analysis(analysis, picture[0], title=track.name)
 
     if not args.quiet:
-      _say(_track_line(track, analysis, auto.targets))
+      say(_track_line(track, analysis, auto.targets))
     return write
 
   return work
@@ -414,19 +174,19 @@ def _process_work(args, reference: dict) -> Work:
 def process_command(args) -> int:
   """Automatic EQ: classify each track, match its target, write the EQ'd audio and the EQ."""
   if not 0 <= args.amount <= 2:
-    _fail(f"--amount {args.amount}: expected a value from 0 to 2")
+    fail(f"--amount {args.amount}: expected a value from 0 to 2")
     return 2
   try:
     exports = parse_exports(args.export)
     reference = _reference(args)  # before loading the models: a bad reference fails at once
-    _checked_bank(args)
+    bank = _checked_bank(args)
   except (AudioError, ValueError, OSError) as e:
-    _fail(str(e))
+    fail(str(e))
     return 2
   suffixes = (("", ".eq.json", ".analysis.json") + tuple(EXPORTS[name][0] for name in exports)
               + (".png",) * args.plot)
   done = []
-  code = _each_track(args.inputs, "process", functools.partial(_process_work, args, reference),
+  code = run_tracks(args.inputs, "process", functools.partial(_process_work, args, reference, bank),
                      Path(args.out), suffixes, args.skip_existing, args.workers, done)
   return max(code, _write_summary(Path(args.out), done)) if done else code
 
@@ -448,7 +208,7 @@ def _write_summary(out_dir: Path, done: list) -> int:
   from jaxeq.plots import plot_summary
   path = out_dir / SUMMARY
   if any(path.resolve() == output.resolve() for _, outputs in done for output in outputs):
-    _fail(f"{path}: not written: a track's output has that name")
+    fail(f"{path}: not written: a track's output has that name")
     return 1
   entries = []
   try:
@@ -458,7 +218,7 @@ def _write_summary(out_dir: Path, done: list) -> int:
     plot_summary(entries, path, title=f"jaxeq process: {len(entries)} "
                  f"track{'s' * (len(entries) != 1)}")
   except (OSError, ValueError) as e:
-    _fail(f"{path}: not written ({e})")
+    fail(f"{path}: not written ({e})")
     return 1
   return 0
 
@@ -467,18 +227,18 @@ def analyze_command(args) -> int:
   """Print each track's instrument (with confidence) and the EQ it needs; writes nothing."""
   try:
     reference = _reference(args)  # before loading the models: a bad reference fails at once
-    auto = _auto_eq(args)
+    auto = _auto_eq(args, _checked_bank(args))
   except (AudioError, ValueError, OSError) as e:
-    _fail(str(e))
+    fail(str(e))
     return 2
 
-  def work(track: Path, outputs: list[Path]) -> None:
+  def work(track: Path, outputs: list[Path], say: Say) -> None:
     del outputs  # analyze writes nothing
     audio, rate = load_audio(track)
     analysis = _run(auto.analyze, args, reference, audio, rate)
-    tqdm.write(_track_line(track, analysis, auto.targets))
+    say(_track_line(track, analysis, auto.targets))
 
-  return _each_track(args.inputs, "analyze", lambda: work)
+  return run_tracks(args.inputs, "analyze", lambda: work)
 
 
 def classes_command(args) -> int:
@@ -497,10 +257,10 @@ def apply_command(args) -> int:
   try:
     eq = EQ.load(args.eq)
   except ValueError as e:
-    _fail(f"--eq: {e}")
+    fail(f"--eq: {e}")
     return 2
 
-  def work(track: Path, outputs: list[Path]) -> None:
+  def work(track: Path, outputs: list[Path], say: Say) -> None:
     out, = outputs
     audio, rate = load_audio(track)
     processed = apply_eq(audio, rate, eq)
@@ -511,13 +271,13 @@ def apply_command(args) -> int:
     peak = float(np.max(true_peak_envelope(np.atleast_2d(processed.T), rate)))
     if peak > ceiling and (ceiling < MAX_PEAK or not subtype.startswith(("FLOAT", "DOUBLE"))):
       processed *= ceiling / peak
-      _fail(f"{track}: lowered by {20 * np.log10(peak / ceiling):.1f} dB to keep its true peak "
-            f"under {ceiling_dbtp(subtype):g} dBTP")
+      fail(f"{track}: lowered by {20 * np.log10(peak / ceiling):.1f} dB to keep its true peak "
+           f"under {ceiling_dbtp(subtype):g} dBTP", say)
     _save_like(track, out, processed, rate)
     if not args.quiet:
-      tqdm.write(f"{track}: {out}")
+      say(f"{track}: {out}")
 
-  return _each_track(args.inputs, "apply", lambda: work, Path(args.out), ("",), args.skip_existing)
+  return run_tracks(args.inputs, "apply", lambda: work, Path(args.out), ("",), args.skip_existing)
 
 
 def _class_folders(root: Path) -> dict[str, Path]:
@@ -529,7 +289,7 @@ def _class_folders(root: Path) -> dict[str, Path]:
     try:
       folders[resolve_name(folder.name, CLASSES, "class folder")] = folder
     except ValueError as e:
-      unknown.append(_about(folder, e))
+      unknown.append(about(folder, e))
   if unknown:
     raise ValueError("; ".join(unknown) + f" (the class folders: {', '.join(CLASSES)})")
   return folders
@@ -542,19 +302,19 @@ def targets_build_command(args) -> int:
   from jaxeq.targets import SHIPPED_FALLBACK, build_target_bank, load_targets
   root, out = Path(args.folder), Path(args.out)
   if not root.is_dir():
-    _fail(f"{root}: not a folder (expected one sub-folder of reference tracks per class)")
+    fail(f"{root}: not a folder (expected one sub-folder of reference tracks per class)")
     return 2
   try:
     folders = _class_folders(root)
-    _check_writable(out, out.parent, create=False)
+    check_writable(out, out.parent, create=False)
   except ValueError as e:
-    _fail(str(e))
+    fail(str(e))
     return 2
   failures = []
 
   def report(message):
     failures.append(message)
-    _fail(message)
+    fail(message)
 
   tracks = {name: find_audio_files([folder]) for name, folder in folders.items()}
   try:
@@ -563,10 +323,10 @@ def targets_build_command(args) -> int:
     bank.save(out)
     plot_targets(bank, out.with_suffix(".png"))
   except ValueError as e:
-    _fail(_about(root, e))
+    fail(about(root, e))
     return 2
   except OSError as e:
-    _fail(f"--out {out}: cannot write it ({e.strerror or e})")
+    fail(f"--out {out}: cannot write it ({e.strerror or e})")
     return 2
   shipped = [name for name in bank.classes if bank.origin(name) == SHIPPED_FALLBACK]
   for name, count in zip(bank.classes, bank.counts):
@@ -649,11 +409,11 @@ def main(argv=None) -> int:
   os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
   args = build_parser().parse_args(argv)
   # A library's warning is one line like every other message, without its source line.
-  warnings.showwarning = lambda message, *_, **__: _fail(f"warning: {message}")
+  warnings.showwarning = lambda message, *_, **__: fail(f"warning: {message}")
   try:
     return args.run(args)
   except KeyboardInterrupt:
-    _fail("interrupted")
+    fail("interrupted")
     return 130
 
 
