@@ -50,13 +50,15 @@ def stages(path: Path, repeats: int) -> dict[str, tuple[float, float]]:
   """Each step of processing the track at `path` once, warm and in this process, one after
   another: `(wall, CPU)` seconds, medians of `repeats`."""
   from jaxeq import cli, loudness, processing, spectrum
+  from jaxeq.audio_io import read_audio
   auto = jaxeq.AutoEQ.from_pretrained()
-  audio, rate = jaxeq.load_audio(path)
+  stored = read_audio(path)
+  audio, rate = stored.audio, stored.sample_rate
   analysis = auto.analyze(audio, rate)  # and compile
   processed = processing.apply_eq(audio, rate, analysis.eq)
   weighted = processing.filter_channels(processed, rate, loudness.K_WEIGHTING)
   steps = {
-      "loading (24-bit WAV)": lambda: jaxeq.load_audio(path),
+      "loading (24-bit WAV)": lambda: read_audio(path),
       "long-term spectrum and noise floor": lambda: spectrum.spectrum_and_noise_floor(audio, rate),
       "classifier windows": lambda: spectrum.log_spectrogram_windows(audio, rate, MAX_WINDOWS),
       "classifier windows and network": lambda: auto.classifier.window_logits(
@@ -68,7 +70,7 @@ def stages(path: Path, repeats: int) -> dict[str, tuple[float, float]]:
       "loudness match and true-peak limiter": lambda: loudness.match_loudness(
           processed, rate, weighted, -20.0),
       "`AutoEQ.process` (analysis to limited output)": lambda: auto.process(audio, rate),
-      "writing (24-bit WAV)": lambda: cli._save_like(path, path.with_name("out.wav"), processed, rate),
+      "writing (24-bit WAV)": lambda: cli._save_like(stored, path.with_name("out.wav"), processed),
   }
   times = {}
   for name, step in steps.items():

@@ -1,10 +1,16 @@
 """Audio files in and out, and the checks that turn unusable audio into one clear error.
 
 Arrays follow soundfile: `(samples,)` for mono, `(samples, channels)` otherwise.
+
+Audio is checked (`check_audio`) once, where it enters: `read_audio`/`load_audio`, and the
+public functions a user calls with an array (`jaxeq.apply_eq`, `jaxeq.long_term_spectrum`,
+`AutoEQ.analyze`, `save_audio`, ...). The functions they call take checked arrays: those
+named `*_checked`, and those that take `(channels, samples)` or an analysis signal.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 from pathlib import Path
 
@@ -42,19 +48,38 @@ def check_audio(audio, sample_rate) -> np.ndarray:
   if audio.ndim == 2 and (audio.shape[1] == 0 or audio.shape[1] > audio.shape[0]):
     raise AudioError(f"audio shaped {audio.shape} has more channels than samples: "
                      "expected (samples, channels); transpose a (channels, samples) array")
-  if not np.all(np.isfinite(audio)):
+  # NaN propagates through min and max, inf is one of them: no boolean copy of the track.
+  if not (np.isfinite(audio.min()) and np.isfinite(audio.max())):
     bad = int(np.sum(~np.isfinite(audio)))
     raise AudioError(f"audio has {bad} NaN or infinite samples")
   return audio
 
 
+@dataclasses.dataclass(frozen=True)
+class AudioFile:
+  """A file's audio, checked, and how it is stored: an output written in the same `format`
+  and `subtype` keeps e.g. 24-bit PCM, and lossy ones get a lower true-peak ceiling."""
+  audio: np.ndarray
+  sample_rate: int
+  format: str  # soundfile's: "WAV", "FLAC", "OGG", ...
+  subtype: str  # "PCM_24", "FLOAT", "VORBIS", ...
+
+
 def load_audio(path, dtype: str = "float32") -> tuple[np.ndarray, int]:
   """`(audio, sample_rate)` from any file libsndfile reads (WAV, FLAC, OGG, AIFF, MP3...)."""
+  track = read_audio(path, dtype)
+  return track.audio, track.sample_rate
+
+
+def read_audio(path, dtype: str = "float32") -> AudioFile:
+  """`load_audio`'s audio with its file's format and subtype, from one reading of its header."""
   path = Path(path)
   if not path.is_file():
     raise AudioError(f"{path}: no such file")
   try:
-    audio, sample_rate = sf.read(path, dtype=dtype, always_2d=False)
+    with sf.SoundFile(path) as f:
+      audio = f.read(dtype=dtype, always_2d=False)
+      sample_rate, format, subtype = f.samplerate, f.format, f.subtype
   except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
     reason = str(e).splitlines()[0] if str(e) else type(e).__name__
     raise AudioError(f"{path}: not a readable audio file ({reason})") from None
@@ -67,7 +92,7 @@ def load_audio(path, dtype: str = "float32") -> tuple[np.ndarray, int]:
     raise AudioError(f"{path}: truncated: its header promises {promised} frames "
                      f"({promised / sample_rate:.2f} s) but the file holds {len(audio)} "
                      f"({len(audio) / sample_rate:.2f} s)")
-  return audio, sample_rate
+  return AudioFile(audio, sample_rate, format, subtype)
 
 
 def promised_frames(path) -> int | None:

@@ -31,10 +31,10 @@ from jaxeq.layouts import get_layout
 from jaxeq.loudness import (K_WEIGHTING, LOSSLESS_CEILING_DBTP, MAX_LIMITING_DB, gated_loudness,
                             match_loudness)
 from jaxeq.matcher import EQMatcher, load_matcher
-from jaxeq.processing import apply_eq, eq_channels, filter_channels
-from jaxeq.spectrum import (FREQS, QUIET_BOOST_DB, SAMPLE_RATE, analysis_signal, audible_weight,
-                            correction, long_term_spectrum, nothing_to_equalise,
-                            spectrum_and_noise_floor, zero_centre)
+from jaxeq.processing import apply_eq_checked, eq_channels
+from jaxeq.spectrum import (FREQS, QUIET_BOOST_DB, SAMPLE_RATE, analysis_signal_checked,
+                            audible_weight, correction, long_term_spectrum, nothing_to_equalise,
+                            signal_spectrum_and_noise_floor, zero_centre)
 from jaxeq.targets import BLEND_TOP, TargetBank, load_targets
 
 MAX_AMOUNT = 2.0
@@ -198,9 +198,14 @@ class AutoEQ:
     Either is a request to match it as closely as the EQ can: the network's EQ is refined by
     the per-curve optimiser (about a second on a CPU).
     """
-    audio = check_audio(audio, sample_rate)
-    mono = analysis_signal(audio, sample_rate)  # for the spectrum and the classifier alike
-    spectrum, floor = spectrum_and_noise_floor(mono, SAMPLE_RATE)
+    return self._analyze(check_audio(audio, sample_rate), sample_rate, instrument, reference,
+                         reference_rate, target)
+
+  def _analyze(self, audio: np.ndarray, sample_rate: int, instrument: str | None,
+               reference, reference_rate: int | None, target) -> Analysis:
+    """`analyze` of audio already checked."""
+    mono = analysis_signal_checked(audio, sample_rate)  # for the spectrum and the classifier
+    spectrum, floor = signal_spectrum_and_noise_floor(mono)
     probabilities = mix = None
     unsure = False
     requested = reference is not None or target is not None
@@ -261,12 +266,13 @@ class AutoEQ:
     `ceiling_dbtp` (`jaxeq.loudness.ceiling_dbtp` gives the one for an output format)."""
     if not 0.0 <= amount <= MAX_AMOUNT:
       raise ValueError(f"amount={amount!r} must be between 0 and {MAX_AMOUNT:g}")
+    audio = check_audio(audio, sample_rate)
     # Loudness is measured on the other core while this one analyses and filters (scipy's
     # filters and NumPy release the GIL). The EQ and the K-weighting are linear filters, so
     # the output's K-weighted signal is the EQ'd K-weighted input: no need to wait for it.
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-      weighted = pool.submit(filter_channels, audio, sample_rate, K_WEIGHTING)
-      analysis = self.analyze(audio, sample_rate, instrument, reference, reference_rate, target)
+      weighted = pool.submit(eq_channels, np.atleast_2d(audio.T), sample_rate, K_WEIGHTING)
+      analysis = self._analyze(audio, sample_rate, instrument, reference, reference_rate, target)
       eq = EQ(dataclasses.replace(b, gain_db=b.gain_db * amount) for b in analysis.eq.bands)
 
       def loudness_and_weighted_output():
@@ -274,7 +280,7 @@ class AutoEQ:
         return gated_loudness(before, sample_rate), eq_channels(before, sample_rate, eq)
 
       loudness = pool.submit(loudness_and_weighted_output)
-      processed = apply_eq(audio, sample_rate, eq)
+      processed = apply_eq_checked(audio, sample_rate, eq)
       target_lufs, weighted_output = loudness.result()
     processed, level = match_loudness(processed, sample_rate, weighted_output, target_lufs,
                                       ceiling_dbtp)

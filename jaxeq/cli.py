@@ -24,20 +24,19 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import soundfile as sf
 
 from jaxeq.atomic import write_text_atomically
-from jaxeq.audio_io import AudioError, find_audio_files, load_audio, save_audio
+from jaxeq.audio_io import (AudioError, AudioFile, find_audio_files, load_audio, read_audio,
+                            save_audio)
 from jaxeq.batch import Say, Work, about, check_writable, fail, run_tracks
 from jaxeq.eq import EQ
 from jaxeq.loudness import MAX_PEAK, ceiling_dbtp, true_peak_envelope
-from jaxeq.processing import apply_eq
+from jaxeq.processing import apply_eq_checked
 
 
-def _save_like(track: Path, out: Path, audio: np.ndarray, rate: int) -> None:
-  """Saves `audio` in `track`'s format and subtype."""
-  info = sf.info(track)
-  save_audio(out, audio, rate, subtype=info.subtype, format=info.format)
+def _save_like(stored: AudioFile, out: Path, audio: np.ndarray) -> None:
+  """Saves `audio` (a track's output) in the format and subtype `stored` was read in."""
+  save_audio(out, audio, stored.sample_rate, subtype=stored.subtype, format=stored.format)
 
 
 # --- automatic EQ --------------------------------------------------------------------
@@ -143,14 +142,15 @@ def _process_work(args, reference: dict, bank) -> Work:
   def work(track: Path, outputs: list[Path], say: Say) -> Callable[[], None]:
     out, eq_json, analysis_json, *rest = outputs
     exported, picture = dict(zip(exports, rest)), rest[len(exports):]
-    audio, rate = load_audio(track)
-    processed, analysis = _run(auto.process, args, reference, audio, rate, amount=args.amount,
-                               ceiling_dbtp=ceiling_dbtp(sf.info(track).subtype))
+    stored = read_audio(track)
+    rate = stored.sample_rate
+    processed, analysis = _run(auto.process, args, reference, stored.audio, rate,
+                               amount=args.amount, ceiling_dbtp=ceiling_dbtp(stored.subtype))
     bundles = _presets(track, exports, analysis, rate, say)
 
     def write() -> None:
       from jaxeq.presets import write_bundle_atomically
-      _save_like(track, out, processed, rate)  # creates the output's folder
+      _save_like(stored, out, processed)  # creates the output's folder
       analysis.eq.save(eq_json)
       if "apo" in exported:
         write_text_atomically(exported["apo"], analysis.eq.to_equalizer_apo(rate))
@@ -262,18 +262,18 @@ def apply_command(args) -> int:
 
   def work(track: Path, outputs: list[Path], say: Say) -> None:
     out, = outputs
-    audio, rate = load_audio(track)
-    processed = apply_eq(audio, rate, eq)
+    stored = read_audio(track)
+    rate, subtype = stored.sample_rate, stored.subtype
+    processed = apply_eq_checked(stored.audio, rate, eq)
     # Integer formats would clip, and lossy ones decode above their true peak: the EQ the
     # user chose is kept exactly, the whole track lowered (and said so).
-    subtype = sf.info(track).subtype
     ceiling = 10 ** (ceiling_dbtp(subtype) / 20)
     peak = float(np.max(true_peak_envelope(np.atleast_2d(processed.T), rate)))
     if peak > ceiling and (ceiling < MAX_PEAK or not subtype.startswith(("FLOAT", "DOUBLE"))):
       processed *= ceiling / peak
       fail(f"{track}: lowered by {20 * np.log10(peak / ceiling):.1f} dB to keep its true peak "
            f"under {ceiling_dbtp(subtype):g} dBTP", say)
-    _save_like(track, out, processed, rate)
+    _save_like(stored, out, processed)
     if not args.quiet:
       say(f"{track}: {out}")
 

@@ -95,7 +95,12 @@ def analysis_signal(audio, sample_rate) -> np.ndarray:
   """Mono float32 at `SAMPLE_RATE`, what every analysis here works on (made once, it can be
   passed on with `SAMPLE_RATE`: no second downmix or resampling); raises `AudioError` for
   unusable audio."""
-  audio = check_audio(audio, sample_rate).astype(np.float32, copy=False)
+  return analysis_signal_checked(check_audio(audio, sample_rate), sample_rate)
+
+
+def analysis_signal_checked(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+  """`analysis_signal` of audio already checked (`check_audio`)."""
+  audio = audio.astype(np.float32, copy=False)
   # A matrix-vector product downmixes far faster than a mean over the short channel axis.
   mono = audio @ np.full(audio.shape[1], 1 / audio.shape[1], np.float32) if audio.ndim == 2 else audio
   if sample_rate != SAMPLE_RATE:
@@ -141,7 +146,8 @@ def long_term_spectrum(audio, sample_rate: int, smoothing_octaves: float = X_SMO
   Mean power over frames, leaving out frames more than `GATE_DB` below the loudest, so a
   track with long rests is not dragged down; then `smoothing_octaves` smoothing.
   """
-  return _spectra(audio, sample_rate, smoothing_octaves, block_frames, noise_floor=False)[0]
+  return _spectra(analysis_signal(audio, sample_rate), smoothing_octaves, block_frames,
+                  noise_floor=False)[0]
 
 
 def spectrum_and_noise_floor(audio, sample_rate: int,
@@ -159,14 +165,21 @@ def spectrum_and_noise_floor(audio, sample_rate: int,
   sustained pad, a clean one-shot that ends in digital silence) has no floor to speak of:
   `FLOOR_DB` everywhere.
   """
-  return _spectra(audio, sample_rate, smoothing_octaves, block_frames, noise_floor=True)
+  return signal_spectrum_and_noise_floor(analysis_signal(audio, sample_rate), smoothing_octaves,
+                                         block_frames)
 
 
-def _spectra(audio, sample_rate: int, smoothing_octaves: float, block_frames: int,
+def signal_spectrum_and_noise_floor(signal: np.ndarray,
+                                    smoothing_octaves: float = X_SMOOTHING_OCTAVES,
+                                    block_frames: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+  """`spectrum_and_noise_floor` of an `analysis_signal` (made, and checked, already)."""
+  return _spectra(signal, smoothing_octaves, block_frames, noise_floor=True)
+
+
+def _spectra(signal: np.ndarray, smoothing_octaves: float, block_frames: int,
              noise_floor: bool) -> tuple[np.ndarray, np.ndarray | None]:
-  """The long-term spectrum, and the noise floor when asked (else None): the floor's frames
-  are only transformed for the callers that use it."""
-  signal = analysis_signal(audio, sample_rate)
+  """The long-term spectrum of an analysis signal, and the noise floor when asked (else
+  None): the floor's frames are only transformed for the callers that use it."""
   window = np.hanning(N_FFT + 1)[:-1].astype(np.float32)  # periodic Hann
   frames = _frames(signal, HOP)
   level_db = _frame_power_db(_frames(signal**2, HOP), window)
