@@ -24,7 +24,7 @@ loudest third-octave). And how often an original has a noise floor (quiet frames
 
 **Level.** Each original processed as `jaxeq process` does it (classifier on): the make-up
 gain its EQ needs to keep its loudness (the EQ's own loudness move), what the true-peak
-limiter takes, and how often the limiter's cap (`jaxeq.loudness.MAX_LIMITING_DB`) left the
+limiter takes, and how often the limiter's cap (`jaxeq.limiter.MAX_LIMITING_DB`) left the
 output quieter.
 Writes `results.json`, `results.md` and `gains.png` into `--out`.
 """

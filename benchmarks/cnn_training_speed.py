@@ -4,7 +4,7 @@
 
 Times the base-training step of `experiments.base_train` (the trainer's own update on the
 device mesh, the batch's curves generated each step, the loss read back each step) for the
-shipped CNN, alternating between `jaxeq.models.LayerNorm` (now) and `flax.linen.LayerNorm`
+shipped CNN, alternating between `jaxeq.matcher_networks.LayerNorm` (now) and `flax.linen.LayerNorm`
 (before; the same parameters), and reports the median seconds per epoch of 156,730 curves of
 each and their ratio. Then it checks that the two give the same results: the shipped CNN's
 test MAE with either, and the validation MAE after `--train_steps` steps of training from
@@ -28,7 +28,7 @@ from absl import app, flags
 import jaxeq
 from benchmarks.timing import training_steps_per_s
 from experiments import base_train
-from jaxeq import losses, models
+from jaxeq import losses, matcher_networks
 from jaxeq.training import synthetic, trainer
 from jaxeq.training.parallel import DataParallel
 
@@ -36,29 +36,29 @@ flags.DEFINE_integer("steps", 40, "timed training steps per measurement")
 flags.DEFINE_integer("rounds", 5, "alternating measurements of each variant")
 flags.DEFINE_integer("train_steps", 300, "training steps of the MAE check (0: skip it)")
 FLAGS = flags.FLAGS
-VARIANTS = {"jaxeq_layer_norm": models.LayerNorm, "flax_layer_norm": nn.LayerNorm}
+VARIANTS = {"jaxeq_layer_norm": matcher_networks.LayerNorm, "flax_layer_norm": nn.LayerNorm}
 
 
 @contextlib.contextmanager
 def layer_norm(cls):
   """The CNN (and its head) built with `cls` as its layer norm."""
-  kept, models.LayerNorm = models.LayerNorm, cls
+  kept, matcher_networks.LayerNorm = matcher_networks.LayerNorm, cls
   try:
     yield
   finally:
-    models.LayerNorm = kept
+    matcher_networks.LayerNorm = kept
 
 
 def training_setup(config, layout):
   """The CNN's base-training loss, its initial parameters and the optimiser."""
-  model = models.make_model("cnn", layout.num_controls)
+  model = matcher_networks.make_model("cnn", layout.num_controls)
 
   def loss_fn(params, batch, rng):
     unit = model.apply({"params": params}, batch.curve)
     return losses.matching_loss(layout, unit, batch.curve, batch.unit,
                                 param_weight=config.param_weight)
 
-  params = models.init_params(model, jax.random.PRNGKey(config.seed))
+  params = matcher_networks.init_params(model, jax.random.PRNGKey(config.seed))
   return loss_fn, params, optax.adam(config.learning_rate)
 
 
@@ -95,7 +95,7 @@ def main(argv) -> None:
   test = synthetic.fixed_set(layout, config.seed, "test", config.test_size)
   val = synthetic.fixed_set(layout, config.seed, "val", config.val_size)
   shipped = jaxeq.load_matcher("cnn")
-  model = models.make_model("cnn", layout.num_controls)
+  model = matcher_networks.make_model("cnn", layout.num_controls)
   evaluate = base_train.make_evaluator(model, layout, {"param_weight": config.param_weight})
   for name, cls in VARIANTS.items():
     with layer_norm(cls):

@@ -17,9 +17,10 @@ import numpy as np  # noqa: E402
 import jaxeq  # noqa: E402
 from benchmarks.timing import median_seconds  # noqa: E402
 from data_prep import fetch  # noqa: E402
-from jaxeq.loudness import (K_WEIGHTING, MAX_PEAK, gated_loudness,  # noqa: E402
-                            integrated_loudness, match_loudness, true_peak_envelope)
-from jaxeq.processing import filter_channels  # noqa: E402
+from jaxeq.filtering import filter_channels  # noqa: E402
+from jaxeq.limiter import MAX_PEAK, true_peak_envelope  # noqa: E402
+from jaxeq.loudness import (K_WEIGHTING, gated_loudness, integrated_loudness,  # noqa: E402
+                            match_loudness)
 
 RATE = 44100
 TRACK_SECONDS = 180

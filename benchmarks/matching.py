@@ -24,7 +24,7 @@ from absl import app, flags
 import jaxeq
 from benchmarks.timing import median_seconds, training_steps_per_s
 from experiments import base_train
-from jaxeq import fitting, losses, models
+from jaxeq import losses, matcher_networks, optimiser
 from jaxeq.training import synthetic
 
 flags.DEFINE_integer("floor_curves", 500, "test curves the optimiser fits")
@@ -38,7 +38,7 @@ FLAGS = flags.FLAGS
 def training_speed(name: str, config, steps: int, repeats: int) -> float:
   """Training steps per second (data generation included) with the base-training setup."""
   layout = jaxeq.get_layout(config.layout)
-  model = models.make_model(name, layout.num_controls)
+  model = matcher_networks.make_model(name, layout.num_controls)
   stream = synthetic.CurveStream(layout, config.seed, config.batch_size, config.train_size)
 
   def loss_fn(params, batch, rng):
@@ -46,7 +46,7 @@ def training_speed(name: str, config, steps: int, repeats: int) -> float:
     return losses.matching_loss(layout, unit, batch.curve, batch.unit,
                                 param_weight=config.param_weight)
 
-  params = models.init_params(model, jax.random.PRNGKey(0))
+  params = matcher_networks.init_params(model, jax.random.PRNGKey(0))
   return training_steps_per_s(loss_fn, optax.adam(config.learning_rate), params, stream, steps,
                               repeats)
 
@@ -70,7 +70,8 @@ def main(argv) -> None:
                      "train_steps_per_s": training_speed(name, config, FLAGS.train_steps, FLAGS.repeats)}
     results[name]["epoch_s"] = (config.train_size // config.batch_size) / results[name]["train_steps_per_s"]
 
-  fit = lambda curves: fitting.fit_curves(layout, curves, FLAGS.floor_starts, FLAGS.floor_steps)  # noqa: E731
+  fit = lambda curves: optimiser.fit_curves(  # noqa: E731
+      layout, curves, FLAGS.floor_starts, FLAGS.floor_steps)
   fit(subset[:256])  # compiles the chunk program
   start = time.perf_counter()
   floor_unit, _ = fit(subset)

@@ -49,14 +49,14 @@ def three_minute_track(data_dir: Path) -> np.ndarray:
 def stages(path: Path, repeats: int) -> dict[str, tuple[float, float]]:
   """Each step of processing the track at `path` once, warm and in this process, one after
   another: `(wall, CPU)` seconds, medians of `repeats`."""
-  from jaxeq import cli, loudness, processing, spectrum
+  from jaxeq import cli, filtering, loudness, spectrum
   from jaxeq.audio_io import read_audio
   auto = jaxeq.AutoEQ.from_pretrained()
   stored = read_audio(path)
   audio, rate = stored.audio, stored.sample_rate
   analysis = auto.analyze(audio, rate)  # and compile
-  processed = processing.apply_eq(audio, rate, analysis.eq)
-  weighted = processing.filter_channels(processed, rate, loudness.K_WEIGHTING)
+  processed = filtering.apply_eq(audio, rate, analysis.eq)
+  weighted = filtering.filter_channels(processed, rate, loudness.K_WEIGHTING)
   steps = {
       "loading (24-bit WAV)": lambda: read_audio(path),
       "long-term spectrum and noise floor": lambda: spectrum.spectrum_and_noise_floor(audio, rate),
@@ -64,8 +64,8 @@ def stages(path: Path, repeats: int) -> dict[str, tuple[float, float]]:
       "classifier windows and network": lambda: auto.classifier.window_logits(
           spectrum.log_spectrogram_windows(audio, rate, MAX_WINDOWS)),
       "`AutoEQ.analyze` (all the above but loading, and the matcher)": lambda: auto.analyze(audio, rate),
-      "K-weighting (sosfilt)": lambda: processing.filter_channels(audio, rate, loudness.K_WEIGHTING),
-      "the EQ (sosfilt)": lambda: processing.apply_eq(audio, rate, analysis.eq),
+      "K-weighting (sosfilt)": lambda: filtering.filter_channels(audio, rate, loudness.K_WEIGHTING),
+      "the EQ (sosfilt)": lambda: filtering.apply_eq(audio, rate, analysis.eq),
       "gated loudness": lambda: loudness.gated_loudness(weighted, rate),
       "loudness match and true-peak limiter": lambda: loudness.match_loudness(
           processed, rate, weighted, -20.0),

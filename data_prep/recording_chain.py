@@ -8,7 +8,7 @@ random selection of these, in the order a signal chain has them:
 
 Every stage is real DSP from a well-kept library, not a hand-rolled effect:
 
-- eq: `data_prep.colouration.random_colouration` through `jaxeq.processing.apply_eq`;
+- eq: `data_prep.colouration.random_colouration` through `jaxeq.filtering.apply_eq`;
 - room: a shoebox room's impulse response from pyroomacoustics (image source method, absorption
   from a drawn RT60 by `pra.inverse_sabine`), convolved with scipy; or pedalboard's Reverb
   (Freeverb), a cheaper kind;
@@ -46,7 +46,7 @@ import soundfile as sf
 from scipy import signal
 
 from data_prep.colouration import random_colouration
-from jaxeq.processing import apply_eq
+from jaxeq.filtering import apply_eq
 
 STAGES = ("eq", "room", "noise", "compression", "saturation", "band_limit", "codec")
 SPEED_OF_SOUND = 343.0  # m/s, pyroomacoustics' default

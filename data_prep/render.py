@@ -39,7 +39,7 @@ from data_prep.synth import (SOUNDS, SAMPLE_RATE, Renderer, SetupError, find_ban
                              import_fluidsynth)
 from jaxeq.atomic import write_text_atomically
 from jaxeq.eq import EQ
-from jaxeq.processing import apply_eq
+from jaxeq.filtering import apply_eq
 
 # 5: clean recorded reference clips, for targets from real recordings (4: real recordings,
 # short phrases and one-shots, the recording chain; 3: three GM banks).

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from jaxeq import losses, models, plots
+from jaxeq import losses, matcher_networks, plots
 from jaxeq.atomic import write_text_atomically
 from jaxeq.layouts import get_layout
 from jaxeq.matcher import Matcher
@@ -86,7 +86,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
   with config.unlocked():
     config.num_steps = config.num_epochs * stream.steps_per_epoch
     config.update(trainer.topology())
-  model = models.make_model(config.model, layout.num_controls, **config.model_kwargs)
+  model = matcher_networks.make_model(config.model, layout.num_controls, **config.model_kwargs)
   weights = dict(response_weight=config.response_weight, param_weight=config.param_weight,
                  gain_weight=config.gain_weight)
 
@@ -100,7 +100,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
   schedule = optax.warmup_cosine_decay_schedule(0.0, config.learning_rate, config.warmup_steps,
                                                 config.num_steps, config.learning_rate * 0.01)
   optimizer = optax.chain(optax.clip_by_global_norm(config.grad_clip), optax.adam(schedule))
-  params = models.init_params(model, jax.random.PRNGKey(config.seed))
+  params = matcher_networks.init_params(model, jax.random.PRNGKey(config.seed))
   trainer.train(config, workdir, init_params=params, loss_fn=loss_fn, batch_fn=stream,
                 optimizer=optimizer, eval_fn=lambda p: evaluate(p, val))
 
@@ -152,8 +152,8 @@ def export(config, workdir, destination, command: str) -> None:
   """The run's best checkpoint as a matcher directory, with a model card."""
   workdir = Path(workdir)
   layout = get_layout(config.layout)
-  model = models.make_model(config.model, layout.num_controls, **config.model_kwargs)
-  like = models.init_params(model, jax.random.PRNGKey(0))
+  model = matcher_networks.make_model(config.model, layout.num_controls, **config.model_kwargs)
+  like = matcher_networks.init_params(model, jax.random.PRNGKey(0))
   params, step = checkpoints.restore_params(workdir, like, "best")
   metrics = json.loads((workdir / "test_metrics.json").read_text())
   machine = describe_machine()

@@ -37,7 +37,7 @@ import soundfile as sf
 
 from data_prep import dataset
 from experiments import launch
-from jaxeq import fitting, losses, plots
+from jaxeq import losses, optimiser, plots
 from jaxeq.atomic import write_text_atomically
 from jaxeq.autoeq import limit_quiet_boosts
 from jaxeq.classes import CLASSES
@@ -133,7 +133,7 @@ def real_curves(split: dataset.Split, classifier, bank, data_dir) -> Curves:
                 logits.argmax(axis=1), split.labels)
 
 
-class CurveStream:
+class SpectrumTargetStream:
   """`stream(step)`: a shuffled batch of training clips' spectra and targets, a share of them
   paired with another target (`other_target_probability`) drawn from `bank_curves` or from
   other clips' spectra, and a share (`own_spectrum_probability`) marked in `own_spectrum` to
@@ -226,8 +226,8 @@ def mae(layout, unit, curves: Curves, applied: bool = False) -> np.ndarray:
 def finetune(config, workdir: Path, name: str, base: Matcher, train: Curves, val: Curves,
              bank_curves: np.ndarray) -> Matcher:
   """The base matcher fine-tuned on `train` (resuming from `workdir`), best by validation."""
-  stream = CurveStream(train, bank_curves, config.batch_size, config.seed,
-                       config.other_target_probability, config.own_spectrum_probability)
+  stream = SpectrumTargetStream(train, bank_curves, config.batch_size, config.seed,
+                                config.other_target_probability, config.own_spectrum_probability)
   config = config.copy_and_resolve_references()
   with config.unlocked():
     config.num_steps = config.num_epochs * stream.steps_per_epoch
@@ -267,7 +267,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
   recorded = data["test"].recorded
   test = splits["test"].subset(recorded) if recorded.any() else splits["test"]
   layout = base["cnn"].layout
-  floor_unit, floor_mae = fitting.fit_curves(layout, test.curves, config.floor_starts,
+  floor_unit, floor_mae = optimiser.fit_curves(layout, test.curves, config.floor_starts,
                                              config.floor_steps, seed=config.seed,
                                              quiet=test.quiet)
   methods = {"MLP, synthetic only": base["mlp"], "CNN, synthetic only": base["cnn"],

@@ -6,8 +6,8 @@ The public API; see README.md for examples.
 from jaxeq.audio_io import AudioError, load_audio, save_audio
 from jaxeq.classes import CLASS_INFO, CLASSES, InstrumentClass, class_info
 from jaxeq.eq import EQ, Band
+from jaxeq.filtering import apply_eq
 from jaxeq.layouts import Layout, Settings, get_layout
-from jaxeq.processing import apply_eq
 from jaxeq.spectrum import (FREQS, SAMPLE_RATE, audible_weight, correction, correction_weight,
                             difference, log_spectrogram_windows, long_term_spectrum, smooth,
                             zero_centre)
@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 # Loaded on first use: they bring in orbax, which `import jaxeq` need not pay for.
 _LAZY = {"load_matcher": "jaxeq.matcher", "Matcher": "jaxeq.matcher",
          "load_classifier": "jaxeq.classifier", "AutoEQ": "jaxeq.autoeq",
-         "OptimiserMatcher": "jaxeq.fitting",
+         "OptimiserMatcher": "jaxeq.optimiser",
          "load_targets": "jaxeq.targets"}
 
 

@@ -26,12 +26,12 @@ import numpy as np
 from jaxeq.audio_io import check_audio
 from jaxeq.classifier import Classifier, load_classifier
 from jaxeq.eq import EQ
-from jaxeq.fitting import OptimiserMatcher
+from jaxeq.filtering import apply_eq_checked, eq_channels
 from jaxeq.layouts import get_layout
-from jaxeq.loudness import (K_WEIGHTING, LOSSLESS_CEILING_DBTP, MAX_LIMITING_DB, gated_loudness,
-                            match_loudness)
+from jaxeq.limiter import LOSSLESS_CEILING_DBTP, MAX_LIMITING_DB
+from jaxeq.loudness import K_WEIGHTING, gated_loudness, match_loudness
 from jaxeq.matcher import EQMatcher, load_matcher
-from jaxeq.processing import apply_eq_checked, eq_channels
+from jaxeq.optimiser import OptimiserMatcher
 from jaxeq.spectrum import (FREQS, QUIET_BOOST_DB, SAMPLE_RATE, analysis_signal_checked,
                             audible_weight, correction, long_term_spectrum, nothing_to_equalise,
                             signal_spectrum_and_noise_floor, zero_centre)
@@ -263,7 +263,7 @@ class AutoEQ:
               ceiling_dbtp: float = LOSSLESS_CEILING_DBTP) -> tuple[np.ndarray, Analysis]:
     """`(processed, analysis)`: the EQ applied with its gains scaled by `amount` (0–2), the
     result loudness-matched to the input (BS.1770) and its true peaks limited to
-    `ceiling_dbtp` (`jaxeq.loudness.ceiling_dbtp` gives the one for an output format)."""
+    `ceiling_dbtp` (`jaxeq.limiter.ceiling_dbtp` gives the one for an output format)."""
     if not 0.0 <= amount <= MAX_AMOUNT:
       raise ValueError(f"amount={amount!r} must be between 0 and {MAX_AMOUNT:g}")
     audio = check_audio(audio, sample_rate)

@@ -30,8 +30,8 @@ from jaxeq.audio_io import (AudioError, AudioFile, find_audio_files, load_audio,
                             save_audio)
 from jaxeq.batch import Say, Work, about, check_writable, fail, run_tracks
 from jaxeq.eq import EQ
-from jaxeq.loudness import MAX_PEAK, ceiling_dbtp, true_peak_envelope
-from jaxeq.processing import apply_eq_checked
+from jaxeq.filtering import apply_eq_checked
+from jaxeq.limiter import MAX_PEAK, ceiling_dbtp, true_peak_envelope
 
 
 def _save_like(stored: AudioFile, out: Path, audio: np.ndarray) -> None:

@@ -21,10 +21,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxeq import exported, models
-from jaxeq.fitting import RefinedMatcher
+from jaxeq import exported, matcher_networks
 from jaxeq.eq import EQ
 from jaxeq.layouts import Layout, Settings, get_layout
+from jaxeq.optimiser import RefinedMatcher
 from jaxeq.spectrum import FREQS, zero_centre
 
 FORMAT = "jaxeq.matcher/1"
@@ -52,7 +52,7 @@ class Matcher:
     self.model_name = model_name
     self.layout = layout
     self.model_kwargs = exported.hashable(model_kwargs or {})
-    self.model = models.make_model(model_name, layout.num_controls, **self.model_kwargs)
+    self.model = matcher_networks.make_model(model_name, layout.num_controls, **self.model_kwargs)
     self.params = params
     self._at_rate = {}
     self._apply = jax.jit(lambda p, x: self.model.apply({"params": p}, zero_centre(x)))
@@ -107,7 +107,8 @@ def load_matcher(name: str = "cnn") -> Matcher:
                             f"({', '.join(shipped_matchers())}) nor a matcher directory")
   config = exported.load_config(directory, FORMAT)
   matcher = Matcher(config["model"], get_layout(config["layout"]), None, config["model_kwargs"])
-  like = jax.eval_shape(lambda: models.init_params(matcher.model, jax.random.PRNGKey(0), len(FREQS)))
+  like = jax.eval_shape(lambda: matcher_networks.init_params(matcher.model, jax.random.PRNGKey(0),
+                                                             len(FREQS)))
   matcher.params = exported.load_params(directory, like)
   return matcher
 

@@ -15,7 +15,8 @@ from jaxeq import AudioError, AutoEQ
 from jaxeq import autoeq
 from jaxeq.autoeq import NoCommonBand
 from jaxeq.classes import CLASSES
-from jaxeq.loudness import MAX_PEAK, integrated_loudness
+from jaxeq.limiter import MAX_PEAK
+from jaxeq.loudness import integrated_loudness
 from jaxeq.spectrum import (analysis_signal, correction, long_term_spectrum, nothing_to_equalise,
                             smooth, zero_centre)
 

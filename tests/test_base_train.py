@@ -14,7 +14,7 @@ import pytest
 
 import jaxeq
 from experiments import base_train
-from jaxeq import models
+from jaxeq import matcher_networks
 from jaxeq.training import synthetic
 from jaxeq.training.checkpoints import restore_params
 
@@ -77,7 +77,7 @@ def test_killed_run_resumes_to_the_same_parameters(finished, tmp_path):
   assert result.returncode == 0, result.stderr[-3000:]
   assert f"resumed from the checkpoint of step {saved[-1]}" in result.stdout + result.stderr
 
-  like = models.init_params(models.make_model("cnn", 10), jax.random.PRNGKey(0))
+  like = matcher_networks.init_params(matcher_networks.make_model("cnn", 10), jax.random.PRNGKey(0))
   resumed, step = restore_params(workdir, like, "latest")
   reference, ref_step = restore_params(finished[0], like, "latest")
   assert step == ref_step == NUM_STEPS
@@ -92,7 +92,7 @@ def test_export_gives_a_matcher_that_predicts_like_the_best_checkpoint(finished,
   matcher = jaxeq.load_matcher(str(tmp_path / "matcher"))
   card = (tmp_path / "matcher" / "MODEL_CARD.md").read_text()
   assert f"{metrics['mae_db']:.4f} dB" in card and "python -m experiments.base_train" in card
-  like = models.init_params(matcher.model, jax.random.PRNGKey(0))
+  like = matcher_networks.init_params(matcher.model, jax.random.PRNGKey(0))
   params, _ = restore_params(workdir, like, "best")
   curves = synthetic.fixed_set(matcher.layout, 9, "val", 8).curve
   expected = matcher.model.apply({"params": params}, curves)

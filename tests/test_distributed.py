@@ -22,7 +22,7 @@ import jax
 import numpy as np
 import pytest
 
-from jaxeq import models
+from jaxeq import matcher_networks
 from jaxeq.training.checkpoints import restore_params
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -170,7 +170,8 @@ def test_a_killed_two_process_job_resumes_to_the_parameters_of_one_process(setup
   metrics = json.loads((reference / "test_metrics.json").read_text())
   assert json.loads((job / "test_metrics.json").read_text())["mae_db"] == pytest.approx(
       metrics["mae_db"], rel=1e-5)
-  like = models.init_params(models.make_model("cnn", 10, **MODEL_KWARGS), jax.random.PRNGKey(0))
+  like = matcher_networks.init_params(matcher_networks.make_model("cnn", 10, **MODEL_KWARGS),
+                                      jax.random.PRNGKey(0))
   two, step = restore_params(job, like, "latest")
   one, one_step = restore_params(reference, like, "latest")
   assert step == one_step == NUM_STEPS

@@ -10,7 +10,7 @@ import pytest
 import jaxeq
 from data_prep import plan
 from experiments import finetune
-from jaxeq import fitting, losses, spectrum as spectrum_lib
+from jaxeq import losses, optimiser, spectrum as spectrum_lib
 
 
 def test_smoke_run_writes_the_comparison_and_exports_a_matcher(tmp_path, smoke_dataset):
@@ -55,7 +55,8 @@ def test_a_share_of_training_clips_is_paired_with_another_target():
   labels = np.zeros(200, np.int32)
   data = finetune.Curves(spectra, spectra - 60, own, np.ones_like(own), own,
                          np.zeros_like(own, bool), labels, labels)
-  stream = finetune.CurveStream(data, bank, batch_size=100, seed=3, other_target_probability=0.5)
+  stream = finetune.SpectrumTargetStream(data, bank, batch_size=100, seed=3,
+                                         other_target_probability=0.5)
   batch = stream(7)
   np.testing.assert_array_equal(batch["target"], stream(7)["target"])  # a function of the step
 
@@ -68,14 +69,16 @@ def test_a_share_of_training_clips_is_paired_with_another_target():
   assert np.all(mine | from_bank | from_clip)
   assert 0.3 < np.mean(~mine) < 0.7 and from_bank.any() and from_clip.any()
   # Every spectrum keeps its own target unless it was paired with another.
-  unchanged = finetune.CurveStream(data, bank, batch_size=100, seed=3)(7)
+  unchanged = finetune.SpectrumTargetStream(data, bank, batch_size=100, seed=3)(7)
   np.testing.assert_array_equal(batch["spectrum"], unchanged["spectrum"])
   assert found_in(unchanged["target"], own).all()
   assert not unchanged["own_spectrum"].any()
   with pytest.raises(ValueError, match="other_target_probability=1.5"):
-    finetune.CurveStream(data, bank, batch_size=100, seed=3, other_target_probability=1.5)
+    finetune.SpectrumTargetStream(data, bank, batch_size=100, seed=3,
+                                  other_target_probability=1.5)
   with pytest.raises(ValueError, match="own_spectrum_probability=-0.1"):
-    finetune.CurveStream(data, bank, batch_size=100, seed=3, own_spectrum_probability=-0.1)
+    finetune.SpectrumTargetStream(data, bank, batch_size=100, seed=3,
+                                  own_spectrum_probability=-0.1)
 
 
 def test_a_clip_marked_own_spectrum_is_trained_on_a_zero_difference():
@@ -83,8 +86,8 @@ def test_a_clip_marked_own_spectrum_is_trained_on_a_zero_difference():
   rng = np.random.default_rng(2)
   data = finetune.Curves(*[rng.normal(0, 6, (200, 256)).astype(np.float32)] * 6,
                          *[np.zeros(200, np.int32)] * 2)
-  marked = finetune.CurveStream(data, data.spectra, batch_size=100, seed=3,
-                                own_spectrum_probability=0.2)(5)["own_spectrum"]
+  marked = finetune.SpectrumTargetStream(data, data.spectra, batch_size=100, seed=3,
+                                         own_spectrum_probability=0.2)(5)["own_spectrum"]
   assert 0.1 < marked.mean() < 0.3
   # Its target is its own spectrum as the loss colours it: whatever target the batch holds,
   # the loss is the same.
@@ -179,7 +182,7 @@ def test_the_loss_is_the_paper_mae_plus_the_quiet_boost_rule_and_no_gain_penalty
   assert float(finetune.mae(layout, layout.to_unit(shelf), curves, applied=True)[0]) > 1.0
   np.testing.assert_allclose(losses.correction_error(response, response, quiet), [7.0], atol=0.3)
   # The per-curve optimiser, given the quiet band, keeps its boost there within the rule.
-  unit, _ = fitting.fit_curves(layout, np.asarray(response), starts=2, steps=300,
+  unit, _ = optimiser.fit_curves(layout, np.asarray(response), starts=2, steps=300,
                                      quiet=quiet)
   fitted = layout.response_db(layout.from_unit(unit), jaxeq.FREQS, jaxeq.SAMPLE_RATE)
   assert float(losses.quiet_boost_excess(fitted, quiet)[0]) < 0.5

@@ -5,10 +5,10 @@ import pyloudnorm
 import pytest
 
 from jaxeq import EQ, Band, apply_eq, load_audio
-from jaxeq.loudness import (K_WEIGHTING, LOOKAHEAD_S, LOSSLESS_CEILING_DBTP, LOSSY_CEILING_DBTP,
-                            MAX_LIMITING_DB, RELEASE_S, ceiling_dbtp, integrated_loudness,
-                            match_loudness, peak_reduction_db, true_peak_envelope)
-from jaxeq.processing import filter_channels
+from jaxeq.filtering import filter_channels
+from jaxeq.limiter import (LOOKAHEAD_S, LOSSLESS_CEILING_DBTP, LOSSY_CEILING_DBTP, MAX_LIMITING_DB,
+                           RELEASE_S, ceiling_dbtp, peak_reduction_db, true_peak_envelope)
+from jaxeq.loudness import K_WEIGHTING, integrated_loudness, match_loudness
 
 
 @pytest.mark.parametrize("rate, channels", [(44100, 2), (48000, None), (96000, 5), (22050, 1)])

@@ -5,15 +5,15 @@ import numpy as np
 import pytest
 
 import jaxeq
-from jaxeq import exported, losses, models
+from jaxeq import exported, losses, matcher_networks
 from jaxeq.matcher import Matcher
 from jaxeq.training import synthetic
 
 
 def test_save_and_load_round_trip_predicts_the_same_eqs(tmp_path):
   layout = jaxeq.get_layout("six_band")
-  model = models.make_model("mlp", layout.num_controls, width=32, depth=2)
-  params = models.init_params(model, jax.random.PRNGKey(4))
+  model = matcher_networks.make_model("mlp", layout.num_controls, width=32, depth=2)
+  params = matcher_networks.init_params(model, jax.random.PRNGKey(4))
   Matcher("mlp", layout, params, {"width": 32, "depth": 2}).save(tmp_path / "m", card="# card\n")
   loaded = jaxeq.load_matcher(str(tmp_path / "m"))
   curves = synthetic.fixed_set(layout, 0, "val", 5).curve

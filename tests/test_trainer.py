@@ -22,17 +22,19 @@ PARALLEL_SCRIPT = textwrap.dedent("""
     import os
     os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
     import jax, numpy as np, optax
-    from jaxeq import get_layout, losses, models
+    from jaxeq import get_layout, losses, matcher_networks
     from jaxeq.training import parallel, synthetic, trainer
     assert jax.device_count() == 4, jax.devices()
     layout = get_layout("paper4")
-    model = models.make_model("cnn", layout.num_controls, features=(8, 8), width=32, depth=2)
+    model = matcher_networks.make_model("cnn", layout.num_controls, features=(8, 8), width=32,
+                                        depth=2)
     def loss_fn(p, b, rng):
       unit = model.apply({"params": p}, b.curve)
       return losses.matching_loss(layout, unit, b.curve, b.unit, param_weight=0.1)
     stream = synthetic.CurveStream(layout, seed=0, batch_size=32, size=256)
     optimizer = optax.sgd(0.05, momentum=0.9)  # Adam would amplify rounding in ~0 gradients
-    state0 = trainer.init_state(models.init_params(model, jax.random.PRNGKey(0)), optimizer, 0)
+    state0 = trainer.init_state(matcher_networks.init_params(model, jax.random.PRNGKey(0)),
+                                optimizer, 0)
     step = trainer.make_train_step(loss_fn, optimizer)
     single = jax.jit(lambda s, b: step(s, b, None))
     state = state0

@@ -6,7 +6,7 @@ import numpy as np
 import optax
 import pytest
 
-from jaxeq import get_layout, losses, models
+from jaxeq import get_layout, losses, matcher_networks
 from jaxeq.training import synthetic, trainer
 
 LAYOUT = get_layout("paper4")
@@ -17,10 +17,10 @@ def batch():
   return synthetic.fixed_set(LAYOUT, seed=3, split="val", size=32)
 
 
-@pytest.mark.parametrize("name", models.MODELS)
+@pytest.mark.parametrize("name", matcher_networks.MODELS)
 def test_one_training_step_lowers_the_loss_on_its_batch(name, batch):
-  model = models.make_model(name, LAYOUT.num_controls)
-  params = models.init_params(model, jax.random.PRNGKey(0))
+  model = matcher_networks.make_model(name, LAYOUT.num_controls)
+  params = matcher_networks.init_params(model, jax.random.PRNGKey(0))
 
   def loss_fn(p, b, rng):
     unit = model.apply({"params": p}, b.curve)
@@ -37,10 +37,10 @@ def test_one_training_step_lowers_the_loss_on_its_batch(name, batch):
   assert float(after) < float(before)
 
 
-@pytest.mark.parametrize("name", models.MODELS)
+@pytest.mark.parametrize("name", matcher_networks.MODELS)
 def test_predictions_are_valid_settings_of_the_layout(name, batch):
-  model = models.make_model(name, LAYOUT.num_controls)
-  params = models.init_params(model, jax.random.PRNGKey(1))
+  model = matcher_networks.make_model(name, LAYOUT.num_controls)
+  params = matcher_networks.init_params(model, jax.random.PRNGKey(1))
   # Extreme inputs push the sigmoid to its ends; the settings must stay in range.
   unit = model.apply({"params": params}, jnp.concatenate([batch.curve, 1e4 * batch.curve]))
   assert unit.shape == (64, LAYOUT.num_controls)
@@ -77,7 +77,7 @@ def test_parameter_loss_needs_the_target_settings(batch):
 
 def test_unknown_model_is_a_clear_error():
   with pytest.raises(ValueError, match="unknown model 'rnn'"):
-    models.make_model("rnn", 10)
+    matcher_networks.make_model("rnn", 10)
 
 
 @pytest.mark.parametrize("shape", [(4, 256), (3, 7, 16)])
@@ -87,7 +87,7 @@ def test_layer_norm_gives_flax_layer_norms_outputs_and_gradients(shape):
   import flax.linen as nn
   from jax.flatten_util import ravel_pytree
   x = 3.0 * jax.random.normal(jax.random.PRNGKey(1), shape) + 0.5
-  ours, theirs = models.LayerNorm(), nn.LayerNorm()
+  ours, theirs = matcher_networks.LayerNorm(), nn.LayerNorm()
   params = jax.tree.map(lambda p: p + jax.random.uniform(jax.random.PRNGKey(2), p.shape),
                         theirs.init(jax.random.PRNGKey(0), x))
   assert jax.tree.structure(ours.init(jax.random.PRNGKey(0), x)) == jax.tree.structure(params)
