@@ -30,7 +30,7 @@ from jaxeq.filtering import apply_eq_checked, eq_channels
 from jaxeq.layouts import get_layout
 from jaxeq.limiter import LOSSLESS_CEILING_DBTP, MAX_LIMITING_DB
 from jaxeq.loudness import K_WEIGHTING, gated_loudness, match_loudness
-from jaxeq.matcher import EQMatcher, load_matcher
+from jaxeq.matcher import EQMatcher, load_matcher, matcher_layout
 from jaxeq.optimiser import OptimiserMatcher
 from jaxeq.spectrum import (FREQS, QUIET_BOOST_DB, SAMPLE_RATE, analysis_signal_checked,
                             audible_weight, correction, long_term_spectrum, nothing_to_equalise,
@@ -182,9 +182,10 @@ class AutoEQ:
     (a bank `.npz` or a `TargetBank`, a classifier directory, a matcher name or directory).
     A `layout` other than the matcher's is fitted per track by the optimiser instead (one,
     made here)."""
-    network = load_matcher(matcher)
-    if layout is not None and get_layout(layout).to_config() != network.layout.to_config():
-      network = OptimiserMatcher(get_layout(layout))
+    if layout is not None and get_layout(layout).to_config() != matcher_layout(matcher).to_config():
+      network = OptimiserMatcher(get_layout(layout))  # the network is not even loaded
+    else:
+      network = load_matcher(matcher)
     bank = targets if isinstance(targets, TargetBank) else load_targets(targets)
     return cls(load_classifier(classifier), network, bank)
 

@@ -98,14 +98,23 @@ def shipped_matchers() -> tuple[str, ...]:
   return tuple(sorted(p.name for p in ASSETS.iterdir() if (p / "config.json").is_file()))
 
 
-def load_matcher(name: str = "cnn") -> Matcher:
-  """A shipped matcher (`cnn` or `mlp`, trained on the `paper4` layout, and `cnn_finetuned`)
-  or a matcher directory."""
+def _matcher_config(name: str) -> tuple[Path, dict]:
   directory = ASSETS / name if name in shipped_matchers() else Path(name)
   if not (directory / "config.json").is_file():
     raise FileNotFoundError(f"no matcher {name!r}: not a shipped one "
                             f"({', '.join(shipped_matchers())}) nor a matcher directory")
-  config = exported.load_config(directory, FORMAT)
+  return directory, exported.load_config(directory, FORMAT)
+
+
+def matcher_layout(name: str = "cnn") -> Layout:
+  """The layout of matcher `name` (as `load_matcher` takes it), read without its network."""
+  return get_layout(_matcher_config(name)[1]["layout"])
+
+
+def load_matcher(name: str = "cnn") -> Matcher:
+  """A shipped matcher (`cnn` or `mlp`, trained on the `paper4` layout, and `cnn_finetuned`)
+  or a matcher directory."""
+  directory, config = _matcher_config(name)
   matcher = Matcher(config["model"], get_layout(config["layout"]), None, config["model_kwargs"])
   like = jax.eval_shape(lambda: matcher_networks.init_params(matcher.model, jax.random.PRNGKey(0),
                                                              len(FREQS)))
