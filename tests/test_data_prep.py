@@ -46,10 +46,12 @@ def mtimes(folder: Path) -> dict:
 # --- the plan and the material (pure) ---------------------------------------------------
 
 
-def test_sizes_plan_every_class_and_split_and_the_paper_size():
+def test_sizes_plan_every_rendered_class_and_split_and_the_paper_size():
   smoke = plan.plan("smoke", 0)
+  # Voices and whole kits have no GM program: data_prep.recognition plays their recordings.
+  rendered = [name for name in jaxeq.CLASSES if name not in ("vocals", "drum_kit")]
   assert {(c.class_name, c.split) for c in smoke} == {
-      (name, split) for name in jaxeq.CLASSES for split in plan.SPLITS}
+      (name, split) for name in rendered for split in plan.SPLITS}
   assert {c.bank for c in smoke if c.split == "test" and not c.recorded} == {"TimGM6mb"}
   assert sum(not c.recorded for c in plan.plan("paper", 0)) == 45010
   assert plan.plan("default", 3) == plan.plan("default", 3)
