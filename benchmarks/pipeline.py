@@ -61,8 +61,8 @@ def stages(path: Path, repeats: int) -> dict[str, tuple[float, float]]:
       "loading (24-bit WAV)": lambda: read_audio(path),
       "long-term spectrum and noise floor": lambda: spectrum.spectrum_and_noise_floor(audio, rate),
       "classifier windows": lambda: spectrum.log_spectrogram_windows(audio, rate, MAX_WINDOWS),
-      "classifier windows and network": lambda: auto.classifier.window_logits(
-          spectrum.log_spectrogram_windows(audio, rate, MAX_WINDOWS)),
+      "the classifier (its backbones' windows and patches, the head)":
+          lambda: auto.classifier.predict(audio, rate),
       "`AutoEQ.analyze` (all the above but loading, and the matcher)": lambda: auto.analyze(audio, rate),
       "K-weighting (sosfilt)": lambda: filtering.filter_channels(audio, rate, loudness.K_WEIGHTING),
       "the EQ (sosfilt)": lambda: filtering.apply_eq(audio, rate, analysis.eq),
