@@ -37,20 +37,18 @@ import ml_collections
 import numpy as np
 import optax
 import soundfile as sf
+from tqdm import tqdm
 
 from data_prep import excerpts, recognition
 from data_prep.sound_source import SAMPLE_RATE
-from jaxeq import plots
+from experiments import targets
+from jaxeq import classifier as classifier_lib
+from jaxeq import exported, plots
 from jaxeq.atomic import write_text_atomically
 from jaxeq.classes import CLASSES
-from experiments import targets
-from jaxeq import exported
-from jaxeq.classifier import ASSET as classifier_asset
-from jaxeq.classifier import FORMAT as CNN_FORMAT
-from jaxeq.classifier import (FUSED_FORMAT, Backbones, FusedClassifier, fit_temperature,
-                              head_logits, softmax, spectrogram_cnn)
+from jaxeq.classifier import (Backbones, FusedClassifier, fit_temperature, head_logits, softmax,
+                              spectrogram_cnn)
 from jaxeq.targets import load_targets
-from tqdm import tqdm
 
 
 def get_config(variant: str = "") -> ml_collections.ConfigDict:
@@ -427,8 +425,10 @@ def export(config, workdir, destination, command: str) -> None:
 def spectrogram_cnn_training(directory=None) -> dict:
   """How the spectrogram CNN of a classifier directory (default: the shipped one) was trained:
   a CNN's own record, or a fused classifier's record of its backbone."""
-  config = exported.load_config(directory or classifier_asset, (CNN_FORMAT, FUSED_FORMAT))
-  return config["training"] if config["format"] == CNN_FORMAT else config["training"]["cnn"]
+  config = exported.load_config(directory or classifier_lib.ASSET,
+                                (classifier_lib.FORMAT, classifier_lib.FUSED_FORMAT))
+  return (config["training"] if config["format"] == classifier_lib.FORMAT
+          else config["training"]["cnn"])
 
 
 LOSO_ROWS = ("melodic, classes with two real sources", "melodic, every real source", "vocals",
