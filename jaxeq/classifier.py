@@ -1,18 +1,23 @@
-"""The instrument classifier: a CNN over 6 s log-frequency spectrograms, 35 classes.
+"""The instrument classifier, 37 classes (`jaxeq.CLASSES`), in two kinds.
 
     classifier = jaxeq.load_classifier()
     probabilities = classifier.predict(audio, sample_rate)   # {"snare": 0.93, ...}
 
-Audio of any length works: a clip shorter than a window (a 50 ms one-shot, a 2 s phrase) is
-classified from the frames that hold it, not from the padding around it (the network pools
-over frames with audio only); the logits of a long track are averaged over its windows
-(`jaxeq.log_spectrogram_windows`). The probabilities are calibrated: the logits are divided by
-a temperature fitted on real validation recordings (`fit_temperature`), so a confidence of 0.8
-is right about four times in five. A classifier directory holds
-`config.json` (classes, network, how it was trained), `params.npz` and `MODEL_CARD.md`;
-the shipped one lives in `jaxeq/assets/classifier/`.
-"""
+`Classifier` is a CNN over 6 s log-frequency spectrograms, trained here
+(`experiments.classifier`). Audio of any length works: a clip shorter than a window (a 50 ms
+one-shot, a 2 s phrase) is classified from the frames that hold it, not from the padding around
+it (the network pools over frames with audio only); the logits of a long track are averaged
+over its windows (`jaxeq.log_spectrogram_windows`).
 
+`FusedClassifier`, the shipped one, reads frozen backbones — that CNN's pooled features and
+musicnn's, pretrained on real music (`Backbones`) — with a linear head (`head_logits`) trained
+by `experiments.recognition`.
+
+Both are calibrated: the logits are divided by a temperature (`fit_temperature`) fitted on
+held-out recordings, so a confidence of 0.8 is right about four times in five. A classifier
+directory holds `config.json` (classes, networks, how they were trained), `params.npz` and
+`MODEL_CARD.md`; the shipped one lives in `jaxeq/assets/classifier/`.
+"""
 from __future__ import annotations
 
 from pathlib import Path
