@@ -171,8 +171,12 @@ class Backbones:
 
   def features(self, audio, sample_rate: int) -> dict[str, np.ndarray]:
     windows = jnp.asarray(log_spectrogram_windows(audio, sample_rate, MAX_WINDOWS), jnp.float32)
-    out = {"cnn": np.asarray(self._embed(self.cnn.params, windows)).mean(0),
-           "cnn_logits": self.cnn.window_logits(windows).mean(0)}
+    embedding = np.asarray(self._embed(self.cnn.params, windows)).mean(0)
+    # The CNN's logits are its last Dense layer on that embedding (linear: the mean commutes),
+    # so the network runs once.
+    dense = self.cnn.params["Dense_0"]
+    out = {"cnn": embedding, "cnn_logits": embedding @ np.asarray(dense["kernel"])
+           + np.asarray(dense["bias"])}
     if self.taggers:
       mels = self._musicnn.patches(self._musicnn.log_mel(
           self._musicnn.audio_at_16k(audio, sample_rate)))
