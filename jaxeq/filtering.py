@@ -7,7 +7,6 @@ take audio already checked (`jaxeq.audio_io.check_audio`).
 from __future__ import annotations
 
 import numpy as np
-from scipy import signal
 
 from jaxeq.audio_io import check_audio
 from jaxeq.eq import EQ
@@ -38,4 +37,5 @@ def eq_channels(channels: np.ndarray, sample_rate: int, eq: EQ) -> np.ndarray:
   audio. `channels` may be any float array, a transposed view too: sosfilt copies it into one
   contiguous float64 row per channel (its inner loop runs along the last axis), a copy made
   once."""
+  from scipy import signal  # here: slow to import, and analysing a track needs no filter
   return signal.sosfilt(eq.to_sos(sample_rate), channels, axis=-1)

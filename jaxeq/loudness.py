@@ -48,7 +48,7 @@ def weighted_power(weighted: np.ndarray) -> np.ndarray:
   L, R, C and 1.41 for the surrounds (BS.1770 table 3). Every step of the gating is linear in
   the channels' powers, so they are summed first."""
   gains = np.array([1.41 if c in (3, 4) else 1.0 for c in range(len(weighted))])
-  return gains @ weighted**2
+  return np.einsum("c,cn,cn->n", gains, weighted, weighted)  # no (channels, samples) squares
 
 
 def power_loudness(power: np.ndarray, sample_rate: int) -> float:
@@ -57,10 +57,15 @@ def power_loudness(power: np.ndarray, sample_rate: int) -> float:
 
 
 def block_powers(power: np.ndarray, blocks: tuple[np.ndarray, int]) -> np.ndarray:
-  """The mean of `power` over each of `blocks` (`gating_blocks`)."""
+  """The mean of `power` over each of `blocks` (`gating_blocks`): the blocks' starts and ends
+  cut `power` into segments (100 ms ones, mostly), summed at once and then added up, four to
+  a block."""
   starts, block = blocks
-  cumulative = np.concatenate([[0.0], np.cumsum(power)])
-  return (cumulative[starts + block] - cumulative[starts]) / block
+  edges, edge = np.unique(np.concatenate([starts, starts + block]), return_inverse=True)
+  segments = np.add.reduceat(power[:edges[-1]], edges[:-1]) if len(edges) > 1 else []
+  cumulative = np.concatenate([[0.0], np.cumsum(segments)])  # the sum up to each edge
+  first, end = edge[:len(starts)], edge[len(starts):]
+  return (cumulative[end] - cumulative[first]) / block
 
 
 def gating_blocks(samples: int, sample_rate: int) -> tuple[np.ndarray, int]:

@@ -1,6 +1,7 @@
 """The `jaxeq` command (apply, process, targets build), run as a user runs it."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -344,3 +345,25 @@ def test_the_summary_shows_every_track_and_its_instrument(tmp_path, capsys):
   assert (out / "jaxeq_summary.png").read_bytes() == before
   assert capsys.readouterr().err.strip() == (
       f"jaxeq: {out / 'jaxeq_summary.png'}: not written: a track's output has that name")
+
+
+def test_the_command_keeps_what_jax_compiles_in_its_cache(tmp_path):
+  """A later run loads the compiled programs instead of compiling them again: every one is
+  kept, however small, in $JAXEQ_JAX_CACHE (~/.cache/jaxeq/jax), or in JAX's own
+  JAX_COMPILATION_CACHE_DIR when that is set."""
+  sf.write(tmp_path / "track.wav", 0.1 * np.random.default_rng(0).standard_normal(22050), 22050)
+  env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_COMPILATION_CACHE")}
+  env["JAXEQ_JAX_CACHE"] = str(tmp_path / "cache")
+  result = subprocess.run([sys.executable, "-m", "jaxeq", "analyze", "track.wav", "--instrument",
+                           "snare"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120)
+  assert result.returncode == 0, result.stderr
+  assert "jaxeq:" not in result.stderr
+  kept = {path.name.split("-")[0] for path in (tmp_path / "cache").iterdir()}
+  assert "jit_true_divide" in kept  # an element-wise step that compiles in milliseconds
+
+  env["JAX_COMPILATION_CACHE_DIR"] = str(tmp_path / "jax")
+  code = ("from jaxeq import cli; cli.use_compilation_cache(); import jax.numpy as jnp; "
+          "jnp.sin(jnp.arange(3.0)).block_until_ready()")
+  subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, check=True, timeout=120)
+  assert any(path.name.startswith("jit_sin") for path in (tmp_path / "jax").iterdir())
