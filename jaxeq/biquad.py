@@ -18,6 +18,9 @@ singularity at Nyquist and no cancellation anywhere a result depends on it.
 
 from __future__ import annotations
 
+import functools
+
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -71,11 +74,14 @@ def coefficients(kind, freq_hz, gain_db, q, sample_rate, xp=jnp):
   return (b[0] / a0, b[1] / a0, b[2] / a0, den[1] / a0, den[2] / a0)
 
 
+@functools.partial(jax.jit, static_argnames="kind")
 def magnitude_db(kind, freq_hz, gain_db, q, sample_rate, at_hz):
   """Magnitude response in dB of one cookbook biquad at the frequencies `at_hz`.
 
   All array arguments broadcast against each other; the result has their broadcast shape.
-  Finite everywhere (floored at -120 dB) and differentiable in every argument.
+  Finite everywhere (floored at -120 dB) and differentiable in every argument. Jitted (for
+  each kind and shape) so that a call outside `jit` (`EQ.response_db`) runs and compiles one
+  program rather than one per operation.
   """
   _check_kind(kind)
   half_w = jnp.pi * jnp.asarray(at_hz) / sample_rate
