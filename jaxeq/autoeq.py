@@ -42,9 +42,14 @@ MAX_AMOUNT = 2.0
 MIN_AUDIBLE_OCTAVES = 1.0
 # A runner-up this close in probability to the winner is named beside it.
 CLOSE_RUNNER_UP = 0.5
-# Under this (calibrated) confidence the classifier is more often wrong than right: the track
-# gets the bank's generic target instead of a guess's, and the EQ at UNSURE_AMOUNT of its gains.
+# Under LOW_CONFIDENCE (calibrated) the classifier is more often wrong than right: the track's
+# target leans toward the bank's generic one and its EQ is made gentler, the more so the lower
+# the confidence, until at UNSURE_CONFIDENCE it is the generic target alone and the EQ at
+# UNSURE_AMOUNT of its gains (`generic_share`). A ramp, not a switch: a track and a coloured
+# copy of it, one just over and one just under the line, get nearly the same EQ (a switch
+# cost 3 points of a colouration removed; RESULTS, issue 27).
 LOW_CONFIDENCE = 0.5
+UNSURE_CONFIDENCE = 0.2
 UNSURE_AMOUNT = 0.5
 
 
@@ -71,6 +76,9 @@ class Analysis:
   loudness_change_lu: float | None = None
   limited_db: float | None = None
   limiter_capped: bool = False  # the limiter would have taken more than its cap
+  # How much of `target` is the bank's generic one (`generic_share`); the classes' weights in
+  # `target_mix` sum to the rest.
+  generic_share: float = 0.0
 
   @property
   def confidence(self) -> float | None:
@@ -123,7 +131,7 @@ class Analysis:
             "target_mix": None if self.target_mix is None else dict(self.target_mix),
             "note": self.note, "makeup_gain_db": self.makeup_gain_db,
             "loudness_change_lu": self.loudness_change_lu, "limited_db": self.limited_db,
-            "limiter_capped": self.limiter_capped,
+            "limiter_capped": self.limiter_capped, "generic_share": self.generic_share,
             "eq": self.eq.to_dict(), "freqs_hz": FREQS.tolist(),
             **{name: np.round(getattr(self, name), 3).tolist()
                for name in ("spectrum", "noise_floor", "target", "weight", "difference")
@@ -150,6 +158,14 @@ def limit_quiet_boosts(eq: EQ, quiet, max_boost_db: float = QUIET_BOOST_DB) -> E
     mid = (lo + hi) / 2
     lo, hi = (mid, hi) if worst_boost(boosts_scaled(mid)) <= max_boost_db else (lo, mid)
   return boosts_scaled(lo)
+
+
+def generic_share(confidence: float) -> float:
+  """How much of an unsure track's target is the bank's generic one: 0 at `LOW_CONFIDENCE` and
+  above, rising linearly to 1 at `UNSURE_CONFIDENCE` and below. The EQ's gains are scaled
+  by `1 - (1 - UNSURE_AMOUNT) * share`."""
+  return float(np.clip((LOW_CONFIDENCE - confidence) / (LOW_CONFIDENCE - UNSURE_CONFIDENCE),
+                       0.0, 1.0))
 
 
 def audible_octaves(weight) -> float:
@@ -208,7 +224,7 @@ class AutoEQ:
     mono = analysis_signal_checked(audio, sample_rate)  # for the spectrum and the classifier
     spectrum, floor = signal_spectrum_and_noise_floor(mono)
     probabilities = mix = None
-    unsure = False
+    generic = 0.0
     requested = reference is not None or target is not None
     if reference is not None:
       target = reference_target(reference, reference_rate or sample_rate)
@@ -216,9 +232,11 @@ class AutoEQ:
       if instrument is None:
         probabilities = self.classifier.predict(mono, SAMPLE_RATE)
         instrument = max(probabilities, key=probabilities.get)
-        unsure = probabilities[instrument] < LOW_CONFIDENCE
-        target, mix = ((self.targets.generic(), None) if unsure
-                       else self.targets.blend(probabilities, self.blend_top))
+        generic = generic_share(probabilities[instrument])
+        target, mix = self.targets.blend(probabilities, self.blend_top)
+        if generic:
+          target = (1 - generic) * target + generic * self.targets.generic()
+          mix = {name: (1 - generic) * share for name, share in mix.items()} if generic < 1 else None
       else:
         instrument = self.targets.find(instrument)
         target, mix = self.targets.target(instrument), {instrument: 1.0}
@@ -244,13 +262,14 @@ class AutoEQ:
         note = (f"boosts scaled down to at most {QUIET_BOOST_DB:g} dB where the track has no "
                 f"energy or is mostly noise")
       eq = limited
-      if unsure:
-        eq = EQ(dataclasses.replace(b, gain_db=b.gain_db * UNSURE_AMOUNT) for b in eq.bands)
+      if generic:
+        strength = 1 - (1 - UNSURE_AMOUNT) * generic
+        eq = EQ(dataclasses.replace(b, gain_db=b.gain_db * strength) for b in eq.bands)
         note = "; ".join(filter(None, [
-            f"not sure what this is (under {LOW_CONFIDENCE:.0%}): a generic target (the mean of "
-            f"every class's) and the EQ at {UNSURE_AMOUNT:.0%} strength", note]))
+            f"not sure what this is (under {LOW_CONFIDENCE:.0%}): a target {generic:.0%} generic "
+            f"(the mean of every class's) and the EQ at {strength:.0%} strength", note]))
     return Analysis(instrument, probabilities, spectrum, target, mix, weight, diff, eq, note,
-                    noise_floor=floor)
+                    noise_floor=floor, generic_share=generic)
 
   def _match(self, diff, quiet, sample_rate: int, refine: bool = False) -> EQ:
     """The matcher's EQ for `diff` (boosting at most 3 dB in `quiet`, the correction's quiet

@@ -15,6 +15,7 @@ from jaxeq import AudioError, AutoEQ
 from jaxeq import autoeq
 from jaxeq.autoeq import NoCommonBand
 from jaxeq.classes import CLASSES
+from jaxeq.classifier import softmax
 from jaxeq.limiter import MAX_PEAK
 from jaxeq.loudness import integrated_loudness
 from jaxeq.spectrum import (analysis_signal, correction, long_term_spectrum, nothing_to_equalise,
@@ -231,23 +232,58 @@ def test_summary_line_names_instrument_bands_and_loudness(auto, tracks):
   assert "violin 40% (or viola 35%)" in close.summary()
 
 
+def _classifier_at(auto, audio, rate, confidence: float):
+  """The shipped classifier with its temperature set so that its top class on `audio` gets
+  `confidence`."""
+  logits = auto.classifier.logits(audio, rate)
+  lo, hi = 1e-2, 1e4  # the top probability falls as the temperature rises
+  for _ in range(100):
+    mid = np.sqrt(lo * hi)
+    lo, hi = (mid, hi) if softmax(logits, mid).max() > confidence else (lo, mid)
+  unsure = copy.copy(auto.classifier)
+  unsure.temperature = float(np.sqrt(lo * hi))
+  return AutoEQ(unsure, auto.matcher, auto.targets)
+
+
 def test_a_track_the_classifier_cannot_name_gets_the_generic_target_and_a_gentler_eq(
     auto, tracks, monkeypatch):
-  # The shipped classifier made unsure by a high temperature: every class under 50 %.
-  unsure_classifier = copy.copy(auto.classifier)
-  unsure_classifier.temperature = 1e3
-  unsure = AutoEQ(unsure_classifier, auto.matcher, auto.targets)
   audio, rate = jaxeq.load_audio(tracks["violin"])
+  unsure = _classifier_at(auto, audio, rate, 0.1)  # under UNSURE_CONFIDENCE: generic alone
   analysis = unsure.analyze(audio, rate)
-  assert analysis.confidence < autoeq.LOW_CONFIDENCE
+  assert analysis.confidence == pytest.approx(0.1, abs=1e-3)
+  assert analysis.generic_share == 1.0
   np.testing.assert_allclose(analysis.target, auto.targets.generic(), atol=1e-6)
   assert analysis.target_mix is None
-  assert "not sure what this is" in analysis.summary() and "generic target" in analysis.note
+  assert "not sure what this is" in analysis.summary() and "100% generic" in analysis.note
   monkeypatch.setattr(autoeq, "UNSURE_AMOUNT", 1.0)
   full = unsure.analyze(audio, rate)
   assert any(abs(b.gain_db) > 0.5 for b in full.eq.bands)
   np.testing.assert_allclose([b.gain_db for b in analysis.eq.bands],
                              [0.5 * b.gain_db for b in full.eq.bands], atol=1e-9)
+
+
+def test_between_unsure_and_sure_the_target_and_strength_move_gradually(auto, tracks,
+                                                                         monkeypatch):
+  """Halfway between UNSURE_CONFIDENCE and LOW_CONFIDENCE: half generic, three quarters of the
+  gains; just over LOW_CONFIDENCE: the classifier's blend at full strength."""
+  audio, rate = jaxeq.load_audio(tracks["violin"])
+  halfway = (autoeq.LOW_CONFIDENCE + autoeq.UNSURE_CONFIDENCE) / 2
+  unsure = _classifier_at(auto, audio, rate, halfway)
+  analysis = unsure.analyze(audio, rate)
+  assert analysis.generic_share == pytest.approx(0.5, abs=0.01)
+  blend, mix = auto.targets.blend(analysis.probabilities)
+  share = analysis.generic_share
+  np.testing.assert_allclose(analysis.target, (1 - share) * blend + share * auto.targets.generic(),
+                             atol=1e-5)
+  assert analysis.target_mix == pytest.approx({k: (1 - share) * v for k, v in mix.items()})
+  assert "50% generic" in analysis.note and "75% strength" in analysis.note
+  monkeypatch.setattr(autoeq, "UNSURE_AMOUNT", 1.0)
+  full = unsure.analyze(audio, rate)
+  np.testing.assert_allclose([b.gain_db for b in analysis.eq.bands],
+                             [(1 - 0.5 * share) * b.gain_db for b in full.eq.bands], atol=1e-9)
+  sure = _classifier_at(auto, audio, rate, autoeq.LOW_CONFIDENCE + 0.01).analyze(audio, rate)
+  assert sure.generic_share == 0.0 and "not sure" not in (sure.note or "")
+  np.testing.assert_allclose(sure.target, auto.targets.blend(sure.probabilities)[0], atol=1e-6)
 
 
 @pytest.mark.parametrize("audio, reason", [(np.zeros(44100, np.float32), "silent"),
