@@ -1,6 +1,5 @@
 """`jaxeq process --workers N`: a folder spread over processes gives what one process gives."""
 
-import json
 import shutil
 import subprocess
 import sys
@@ -17,7 +16,18 @@ def _jaxeq(*args, cwd):
                         capture_output=True, text=True, timeout=300)
 
 
-def test_two_workers_write_what_one_does_and_report_a_corrupt_file(tmp_path):
+def _jaxeq_here(*args, cwd, monkeypatch, capsys):
+  """The command's `main` in this process (one worker needs no other), as `_jaxeq` reports it."""
+  from jaxeq import cli
+  monkeypatch.chdir(cwd)
+  capsys.readouterr()
+  code = cli.main(list(map(str, args)))
+  out, err = capsys.readouterr()
+  return subprocess.CompletedProcess(args, code, out, err)
+
+
+def test_two_workers_write_what_one_does_and_report_a_corrupt_file(tmp_path, monkeypatch,
+                                                                   capsys):
   from data_prep import fetch
   drums = fetch.source_dir("hydrogen-drumkits")
   inputs = tmp_path / "in"
@@ -30,7 +40,8 @@ def test_two_workers_write_what_one_does_and_report_a_corrupt_file(tmp_path):
   (inputs / "broken.wav").write_bytes(b"RIFF, but not audio")
   outputs = [".eq.json", ".analysis.json", ".ParametricEQ.txt"]
 
-  one = _jaxeq("process", "in", "--out", "one", "--workers", "1", cwd=tmp_path)
+  one = _jaxeq_here("process", "in", "--out", "one", "--workers", "1", cwd=tmp_path,
+                    monkeypatch=monkeypatch, capsys=capsys)
   # Two workers resume the batch: the kick is done, the snare and the violin are not.
   for suffix in [".aiff", *outputs]:
     (tmp_path / "two" / "kit").mkdir(parents=True, exist_ok=True)

@@ -11,13 +11,16 @@ import jaxeq
 from data_prep import plan
 from experiments import finetune
 from jaxeq import losses, optimiser, spectrum as spectrum_lib
+from jaxeq.training import checkpoints
 
 
-def test_smoke_run_writes_the_comparison_and_exports_a_matcher(tmp_path, smoke_dataset):
+def test_smoke_run_writes_the_comparison_and_exports_a_matcher(training_walkthrough, tmp_path):
+  # The smoke run is the training walkthrough's (conftest.py runs the notebook once):
+  # `finetune.get_config("smoke")` on the smoke dataset, from the matchers it base-trained.
+  work = training_walkthrough.work
   config = finetune.get_config("smoke")
-  config.data_dir = str(smoke_dataset)
-  config.progress = False
-  results = finetune.train_and_evaluate(config, tmp_path / "run")
+  config.base.cnn, config.base.mlp = str(work / "matcher_cnn"), str(work / "matcher_mlp")
+  results = json.loads((work / "finetune" / "results.json").read_text())
 
   methods = ["MLP, synthetic only", "CNN, synthetic only", "MLP, fine-tuned", "CNN, fine-tuned",
              "per-curve optimiser (floor)"]
@@ -32,19 +35,56 @@ def test_smoke_run_writes_the_comparison_and_exports_a_matcher(tmp_path, smoke_d
   # The floor fits each curve directly: no network does better than it by much.
   floor = results["mae_db"]["per-curve optimiser (floor)"]
   assert min(results["mae_db"].values()) >= floor * 0.9
-  written = json.loads((tmp_path / "run" / "results.json").read_text())
-  assert written["mae_db"] == results["mae_db"]
   for table in ("applied", "applied_shape"):
     assert list(results[table]["mae_db"]) == methods
     assert all(np.isfinite(v) and v > 0 for v in results[table]["mae_db"].values())
-  assert "| CNN, fine-tuned |" in (tmp_path / "run" / "results.md").read_text()
+  # What `train_and_evaluate` returned (the notebook shows it) is what it wrote.
+  markdown = (work / "finetune" / "results.md").read_text()
+  assert "| CNN, fine-tuned |" in markdown
+  shown = [o["data"]["text/markdown"] for o in training_walkthrough.outputs
+           if "text/markdown" in o.get("data", {})]
+  assert shown == [finetune.results_markdown(results)] and markdown == shown[0]
   for png in ("mae.png", "examples.png"):
-    assert (tmp_path / "run" / png).read_bytes()[:4] == b"\x89PNG"
+    assert (work / "finetune" / png).read_bytes()[:4] == b"\x89PNG"
 
-  finetune.export(config, tmp_path / "run", tmp_path / "cnn_finetuned", "test")
+  finetune.export(config, work / "finetune", tmp_path / "cnn_finetuned", "test")
   tuned = jaxeq.load_matcher(str(tmp_path / "cnn_finetuned"))
   assert tuned.layout.name == "paper4" and len(tuned.predict(np.zeros(256))[0].bands) == 4
   assert "fine-tuned" in (tmp_path / "cnn_finetuned" / "MODEL_CARD.md").read_text()
+
+
+def test_fine_tuning_starts_from_the_shipped_matchers_and_keeps_the_best(tmp_path):
+  # `make finetune` fine-tunes the shipped MLP and CNN (the smoke run above starts from the
+  # notebook's): a few smoke steps from the shipped CNN, on curves of random tracks.
+  config = finetune.get_config()
+  assert config.base.to_dict() == {"mlp": "mlp", "cnn": "cnn"}
+  smoke = finetune.get_config("smoke")
+  assert smoke.base.to_dict() == config.base.to_dict()
+  base = jaxeq.load_matcher(smoke.base.cnn)
+  rng = np.random.default_rng(5)
+
+  def curves(n):
+    spectra = rng.normal(0, 6, (n, 256)).astype(np.float32) - 20
+    targets = rng.normal(0, 6, (n, 256)).astype(np.float32)
+    fix = spectrum_lib.correction(targets, spectra, spectra - 60)
+    labels = np.zeros(n, np.int32)
+    return finetune.Curves(spectra, spectra - 60, targets, np.asarray(fix.weight),
+                           np.asarray(fix.curve), np.asarray(fix.quiet), labels, labels)
+
+  train, val = curves(32), curves(8)
+  tuned = finetune.finetune(smoke, tmp_path / "cnn", "cnn", base, train, val,
+                            rng.normal(0, 6, (4, 256)).astype(np.float32))
+  assert tuned.model_name == base.model_name and tuned.layout.name == base.layout.name
+  like = jax.tree_util.tree_map(jnp.zeros_like, base.params)
+  best, step = checkpoints.restore_params(tmp_path / "cnn", like, "best")
+  assert 0 < step <= smoke.num_epochs * 2  # two batches of 16 an epoch
+  for a, b, start in zip(jax.tree.leaves(tuned.params), jax.tree.leaves(best),
+                         jax.tree.leaves(base.params)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))  # the best checkpoint
+  # Trained from the shipped parameters: moved, not far, and nothing like a fresh network.
+  moved = [float(np.max(np.abs(np.asarray(a) - np.asarray(s))))
+           for a, s in zip(jax.tree.leaves(tuned.params), jax.tree.leaves(base.params))]
+  assert 0 < max(moved) < 0.1
 
 
 def test_a_share_of_training_clips_is_paired_with_another_target():
