@@ -6,7 +6,8 @@
     /tmp/tfvenv/bin/python -m data_prep.convert_musicnn \
         --wheel /tmp/mnn/musicnn-0.1.0-py3-none-any.whl
 
-(from the repository root). The musicnn wheel on PyPI holds TensorFlow 1 checkpoints of CNNs
+(from the repository root; `python -m data_prep.convert_musicnn --mel-filters` rewrites only the
+mel filter bank, with librosa and without TensorFlow or the wheel). The musicnn wheel on PyPI holds TensorFlow 1 checkpoints of CNNs
 trained on the Million Song Dataset (`MSD_musicnn`) and on MagnaTagATune (`MTT_musicnn`): a
 model that has heard real music, which our own classifier cannot have from its few sources.
 This script is the only place TensorFlow is used, in a throwaway virtualenv: jaxeq runs the
@@ -15,8 +16,12 @@ converted weights with `jaxeq.backbones.musicnn`, and never imports TensorFlow.
 It writes (a rerun writes the same bytes), for each model,
 - `jaxeq/assets/backbones/musicnn_{msd,mtt}.npz`: float32 arrays named as the Flax variables
   (`params/timbral_74/kernel`, `batch_stats/input_bn/mean`, ...), loadable without pickle;
+- `jaxeq/assets/backbones/musicnn_mel_filters.npy`: the `(257, 96)` float32 mel filter bank
+  musicnn's extractor applies (`librosa.filters.mel(sr=16000, n_fft=512, n_mels=96)`,
+  transposed), so that jaxeq computes musicnn's input without importing librosa and numba
+  (about 0.9 s of every cold start);
 - `jaxeq/assets/backbones/musicnn.json`: where the weights came from (package version, the
-  wheel's SHA256, this command, the TensorFlow that read them) and the tags;
+  wheel's SHA256, this command, the TensorFlow that read them), the filter bank's, and the tags;
 - `jaxeq/assets/backbones/musicnn_LICENSE.md`: the ISC licence and credit;
 - `tests/data/musicnn_reference.npz`: what the ORIGINAL TensorFlow graph (musicnn's own
   `models.define_model`, with the checkpoint restored as musicnn's extractor restores it)
@@ -43,6 +48,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 ASSETS = ROOT / "jaxeq" / "assets" / "backbones"
 FIXTURE = ROOT / "tests" / "data" / "musicnn_reference.npz"
+MEL_FILTERS = ASSETS / "musicnn_mel_filters.npy"
 COMMAND = ("/tmp/tfvenv/bin/python -m data_prep.convert_musicnn "
            "--wheel /tmp/mnn/musicnn-0.1.0-py3-none-any.whl")
 VERSION = "0.1.0"
@@ -114,6 +120,27 @@ def flax_arrays(read) -> dict[str, np.ndarray]:
     out[f"params/{name}/kernel"] = read(f"{tf_name}/kernel")
     out[f"params/{name}/bias"] = read(f"{tf_name}/bias")
   return {k: np.ascontiguousarray(v, np.float32) for k, v in out.items()}
+
+
+def mel_filters() -> np.ndarray:
+  """`(257, 96)` float32, C-contiguous: librosa's Slaney-normalised mel filters, 0 Hz to
+  8 kHz, exactly as musicnn's `librosa.feature.melspectrogram(sr=16000, n_fft=512, n_mels=96)`
+  builds them, laid out for `power @ filters`. `jaxeq.backbones.musicnn` reads them from
+  `MEL_FILTERS`; `tests/test_musicnn.py` holds that file equal to this."""
+  import librosa
+  filters = librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS).T
+  return np.ascontiguousarray(filters, np.float32)
+
+
+def write_mel_filters() -> dict:
+  """Write `MEL_FILTERS` (a rerun writes the same bytes); its provenance for musicnn.json."""
+  import librosa
+  ASSETS.mkdir(parents=True, exist_ok=True)
+  np.save(MEL_FILTERS, mel_filters(), allow_pickle=False)
+  print(f"{MEL_FILTERS.relative_to(ROOT)}: {MEL_FILTERS.stat().st_size / 1e3:.0f} kB")
+  return {"file": MEL_FILTERS.name, "sha256": sha256(MEL_FILTERS),
+          "computed": f"librosa.filters.mel(sr={SAMPLE_RATE}, n_fft={N_FFT}, n_mels={N_MELS}).T, "
+                      "float32", "librosa": librosa.__version__}
 
 
 def reference_audio() -> np.ndarray:
@@ -194,8 +221,22 @@ def _run_tensorflow(package_dir: Path, model: str, inputs: list[np.ndarray]):
 
 def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  parser.add_argument("--wheel", required=True, help="musicnn-0.1.0-py3-none-any.whl")
+  parser.add_argument("--wheel", help="musicnn-0.1.0-py3-none-any.whl")
+  parser.add_argument("--mel-filters", action="store_true",
+                      help="only rewrite the mel filter bank (librosa; no TensorFlow, no wheel)")
   args = parser.parse_args(argv)
+  if args.mel_filters:
+    old = json.loads((ASSETS / "musicnn.json").read_text())
+    old.pop("mel_filters", None)
+    provenance = {}  # its place as the full conversion writes it: after "input"
+    for key, value in old.items():
+      provenance[key] = value
+      if key == "input":
+        provenance["mel_filters"] = write_mel_filters()
+    (ASSETS / "musicnn.json").write_text(json.dumps(provenance, indent=2) + "\n")
+    return
+  if args.wheel is None:
+    parser.error("--wheel is required (or --mel-filters)")
   digest = sha256(args.wheel)
   if digest != WHEEL_SHA256:
     raise SystemExit(f"{args.wheel}: SHA256 {digest}, expected {WHEEL_SHA256} (musicnn {VERSION})")
@@ -215,7 +256,7 @@ def main(argv=None) -> None:
       "librosa": librosa.__version__,
       "input": {"sample_rate": SAMPLE_RATE, "n_fft": N_FFT, "hop": HOP, "n_mels": N_MELS,
                 "patch_frames": PATCH_FRAMES, "log_mel": "log10(10000 * float16(mel) + 1)"},
-      "models": {}}
+      "mel_filters": write_mel_filters(), "models": {}}
   with tempfile.TemporaryDirectory() as tmp:
     with zipfile.ZipFile(args.wheel) as wheel:
       wheel.extractall(tmp)
@@ -243,7 +284,9 @@ def main(argv=None) -> None:
       "The weights in musicnn_msd.npz and musicnn_mtt.npz are the pretrained musicnn models\n"
       f"(MSD_musicnn, MTT_musicnn) of musicnn {VERSION} by Jordi Pons and Xavier Serra,\n"
       "converted from TensorFlow to plain arrays by data_prep/convert_musicnn.py. They are\n"
-      "used under musicnn's ISC licence, reproduced below.\n\n"
+      "used under musicnn's ISC licence, reproduced below. musicnn_mel_filters.npy is the mel\n"
+      "filter bank musicnn's input is computed with, librosa's (ISC), written by the same\n"
+      "script so that jaxeq need not import librosa to run the models.\n\n"
       "Pons, J. and Serra, X. (2019). musicnn: pre-trained convolutional neural networks for\n"
       "music audio tagging. Late-breaking/demo session, ISMIR 2019. arXiv:1909.06654.\n"
       "https://github.com/jordipons/musicnn\n\n---\n\n" + licence.strip() + "\n")

@@ -63,6 +63,26 @@ def test_the_front_end_computes_musicnns_log_mel(reference):
   assert np.mean(np.abs(ours - theirs)) < 1e-5
 
 
+def test_the_front_end_frames_as_an_index_gather_would_exactly():
+  """`log_mel` cuts frames by slicing hop blocks, not by gathering a (frames, 512) index:
+  the same values bit for bit, for any length and leading axes."""
+  @jax.jit
+  def gathered(audio):
+    pad = [(0, 0)] * (audio.ndim - 1) + [(256, 256)]
+    padded = jax.numpy.pad(audio, pad, mode="reflect")
+    index = np.arange(1 + (padded.shape[-1] - 512) // 256)[:, None] * 256 + np.arange(512)
+    window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(512) / 512)).astype(np.float32)
+    spectrum = jax.numpy.fft.rfft(padded[..., index] * window, axis=-1)
+    power = jax.numpy.real(spectrum) ** 2 + jax.numpy.imag(spectrum) ** 2
+    mel = jax.numpy.minimum(power @ musicnn.mel_filterbank(), 65504.0)
+    return jax.numpy.log10(10000.0 * mel.astype(np.float16).astype(np.float32) + 1.0)
+
+  audio = convert_musicnn.reference_audio()
+  for clip in (audio[:600], audio[:51201], audio[:51455], audio,
+               np.stack([audio[:20000], -audio[:20000], audio[1:20001]]).reshape(3, 1, -1)):
+    assert np.array_equal(musicnn.log_mel(clip), gathered(clip)), clip.shape
+
+
 def test_audio_in_any_rate_and_layout_gives_tensorflows_tags(reference, taggers):
   audio = convert_musicnn.reference_audio()
   for name, tagger in taggers.items():
@@ -121,6 +141,39 @@ def test_shipped_weights_are_plain_float32_arrays_and_a_wrong_file_is_refused(tm
     musicnn.load_variables(path=tmp_path / "truncated.npz")
   with pytest.raises(ValueError, match="msd, mtt"):
     musicnn.load("magnatagatune")
+
+
+def test_the_shipped_mel_filters_are_librosas_exactly():
+  # The arguments musicnn's extractor gives `librosa.feature.melspectrogram`, which builds its
+  # filters with `librosa.filters.mel`'s defaults for the rest (Slaney, 0 Hz to sr / 2).
+  theirs = librosa.filters.mel(sr=16000, n_fft=512, n_mels=96).T
+  shipped = np.load(musicnn.ASSETS / "musicnn_mel_filters.npy", allow_pickle=False)
+  assert shipped.dtype == theirs.dtype == np.float32 and shipped.shape == (257, 96)
+  assert np.array_equal(shipped, theirs)
+  assert np.array_equal(musicnn.mel_filterbank(), theirs)
+  assert np.array_equal(convert_musicnn.mel_filters(), theirs)  # what rewrites the file
+
+
+def test_the_classifier_reads_the_same_with_librosas_filters(monkeypatch):
+  """The shipped classifier's probabilities, musicnn's filters read from the asset or computed
+  by librosa at run time (as before the asset): the same on tracks of two rates."""
+  import jaxeq
+  classifier = jaxeq.load_classifier()
+  audio = convert_musicnn.reference_audio()
+  tracks = [(audio, musicnn.SAMPLE_RATE),
+            (soxr.resample(np.stack([audio, 0.5 * audio[::-1]], axis=1), 16000, 44100), 44100)]
+  shipped = [classifier.predict(track, rate) for track, rate in tracks]
+  monkeypatch.setattr(musicnn, "mel_filterbank",
+                      lambda: librosa.filters.mel(sr=16000, n_fft=512, n_mels=96).T)
+  jax.clear_caches()  # else `log_mel` keeps its trace, and the filters it read
+  try:
+    for (track, rate), ours in zip(tracks, shipped):
+      theirs = classifier.predict(track, rate)
+      assert list(theirs) == list(ours)
+      assert max(abs(theirs[name] - ours[name]) for name in ours) < 1e-6
+  finally:
+    monkeypatch.undo()
+    jax.clear_caches()
 
 
 def test_tags_are_musicnns_in_output_order(reference, taggers):

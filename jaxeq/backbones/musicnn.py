@@ -11,8 +11,8 @@ Inside a network of our own, the parts are separate and pure: `log_mel` is the f
 patches the model was trained on, `Musicnn` is the linen module on `(batch, frames, 96)`
 log-mel patches, and `load_variables` its pretrained `{"params", "batch_stats"}`.
 
-The network is musicnn's `MSD_musicnn` / `MTT_musicnn` (musicnn 0.1.0, ISC; the weights,
-their licence and provenance are in `jaxeq/assets/backbones/`, converted by
+The network is musicnn's `MSD_musicnn` / `MTT_musicnn` (musicnn 0.1.0, ISC; the weights, the
+mel filter bank, their licence and provenance are in `jaxeq/assets/backbones/`, written by
 `data_prep/convert_musicnn.py`, which also records what the original TensorFlow graph outputs
 for `tests/test_musicnn.py`). Batch norm always uses the running statistics from the
 checkpoint, and the dropout of musicnn's training is left out: this is the inference graph.
@@ -34,6 +34,7 @@ from flax import traverse_util
 from jaxeq.audio_io import check_audio
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "backbones"
+MEL_FILTERS = ASSETS / "musicnn_mel_filters.npy"
 # musicnn's input (musicnn/configuration.py): 16 kHz audio, 512-point STFT every 256 samples,
 # 96 mel bands, patches of 187 frames (3 s).
 SAMPLE_RATE = 16000
@@ -41,6 +42,7 @@ N_FFT = 512
 HOP = 256
 N_MELS = 96
 PATCH_FRAMES = 187
+assert N_FFT == 2 * HOP  # `log_mel` frames the audio as two hops side by side
 # The largest float16: musicnn rounds the mel power to float16 (below), which would turn a
 # larger value into inf and the whole output into NaN.
 _FLOAT16_MAX = 65504.0
@@ -68,11 +70,15 @@ MODELS = {"msd": (MSD_TAGS, "Million Song Dataset"), "mtt": (MTT_TAGS, "MagnaTag
 
 @functools.lru_cache(maxsize=None)
 def mel_filterbank() -> np.ndarray:
-  """`(257, 96)`: librosa's Slaney-normalised mel filters, 0 Hz to 8 kHz, as musicnn's
-  `librosa.feature.melspectrogram` applies them."""
-  import librosa  # here: only the filters need it, and it is slow to import
-  filters = librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS).T
-  filters = np.ascontiguousarray(filters, np.float32)
+  """`(257, 96)` float32: librosa's Slaney-normalised mel filters, 0 Hz to 8 kHz, as musicnn's
+  `librosa.feature.melspectrogram` applies them, read from the shipped
+  `musicnn_mel_filters.npy` (`librosa.filters.mel(sr=16000, n_fft=512, n_mels=96).T`, written
+  by `data_prep/convert_musicnn.py`): importing librosa and numba would cost every run about
+  0.9 s for this one array. `tests/test_musicnn.py` holds the file equal to librosa's."""
+  filters = np.load(MEL_FILTERS, allow_pickle=False)
+  if filters.shape != (N_FFT // 2 + 1, N_MELS) or filters.dtype != np.float32:
+    raise ValueError(f"{MEL_FILTERS}: {filters.dtype} {filters.shape}, expected musicnn's "
+                     f"float32 ({N_FFT // 2 + 1}, {N_MELS}) mel filter bank")
   filters.setflags(write=False)
   return filters
 
@@ -91,9 +97,13 @@ def log_mel(audio) -> jax.Array:
   pad = [(0, 0)] * (audio.ndim - 1) + [(N_FFT // 2, N_FFT // 2)]
   padded = jnp.pad(audio, pad, mode="reflect")
   count = 1 + (padded.shape[-1] - N_FFT) // HOP
-  index = np.arange(count)[:, None] * HOP + np.arange(N_FFT)
+  # Frame i is samples [256 i, 256 i + 512): hop blocks i and i + 1 side by side. Slices and
+  # a reshape, not a gather: its (frames, 512) index array would be a constant of the program
+  # (23 MB for a 3-minute track), slow to trace and to load from the compilation cache.
+  blocks = padded[..., :(count + 1) * HOP].reshape(*padded.shape[:-1], count + 1, HOP)
+  frames = jnp.concatenate([blocks[..., :-1, :], blocks[..., 1:, :]], axis=-1)
   window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)  # periodic Hann
-  spectrum = jnp.fft.rfft(padded[..., index] * window.astype(np.float32), axis=-1)
+  spectrum = jnp.fft.rfft(frames * window.astype(np.float32), axis=-1)
   power = jnp.real(spectrum) ** 2 + jnp.imag(spectrum) ** 2
   mel = jnp.minimum(power @ mel_filterbank(), _FLOAT16_MAX)
   mel = mel.astype(jnp.float16).astype(jnp.float32)
@@ -187,6 +197,15 @@ class Musicnn(nn.Module):
             "mean_pool": mean_pool, "max_pool": max_pool}
 
 
+@functools.lru_cache(maxsize=None)
+def _variable_shapes() -> dict[tuple[str, ...], tuple[int, ...]]:
+  """`Musicnn`'s flattened variables → their shapes; traced once, however many models load."""
+  expected = traverse_util.flatten_dict(jax.eval_shape(
+      Musicnn().init, jax.random.key(0), jax.ShapeDtypeStruct((1, PATCH_FRAMES, N_MELS),
+                                                              jnp.float32)))
+  return {key: value.shape for key, value in expected.items()}
+
+
 def load_variables(name: str = "msd", path=None) -> dict:
   """The pretrained `{"params": ..., "batch_stats": ...}` of musicnn model `name` ("msd" or
   "mtt"), read without pickle from the shipped `.npz` (or `path`), checked against `Musicnn`'s
@@ -197,10 +216,8 @@ def load_variables(name: str = "msd", path=None) -> dict:
     path = ASSETS / f"musicnn_{name}.npz"
   with np.load(path, allow_pickle=False) as data:
     flat = {tuple(key.split("/")): np.asarray(data[key], np.float32) for key in data.files}
-  expected = traverse_util.flatten_dict(jax.eval_shape(
-      Musicnn().init, jax.random.key(0), jnp.zeros((1, PATCH_FRAMES, N_MELS))))
   got = {key: value.shape for key, value in flat.items()}
-  want = {key: value.shape for key, value in expected.items()}
+  want = _variable_shapes()
   if got != want:
     wrong = sorted("/".join(k) for k in set(got) | set(want) if got.get(k) != want.get(k))
     raise ValueError(f"{path}: not musicnn weights (missing, extra or misshapen: {wrong[:5]})")
