@@ -39,14 +39,15 @@ import tqdm
 from absl import app, flags
 
 import jaxeq
+from benchmarks.consistency import (COLOURATION_DB, after_eq, audible_distance,
+                                    random_colouration)
 from data_prep import dataset
 from jaxeq import plots
 from jaxeq.autoeq import AutoEQ
 from jaxeq.atomic import write_text_atomically
 from jaxeq.classes import CLASSES
-from jaxeq.eq import EQ, Band
-from jaxeq.spectrum import (FLOOR_DB, QUIET_BOOST_DB, audible_weight, in_noise, without_energy,
-                            zero_centre)
+from jaxeq.eq import EQ
+from jaxeq.spectrum import FLOOR_DB, QUIET_BOOST_DB, audible_weight, in_noise, without_energy
 
 flags.DEFINE_string("data", "data/medium4", "a featurized dataset with a real test split")
 flags.DEFINE_integer("clips", 960, "real test clips, evenly spaced over the split")
@@ -58,33 +59,8 @@ flags.DEFINE_integer("seed", 0, "seed of the colourations")
 flags.DEFINE_string("out", "workdirs/autoeq_real", "where the results are written")
 FLAGS = flags.FLAGS
 
-COLOURATION_DB = 9.0
 CONDITIONS = ("classifier, blended target", "classifier, argmax target", "true instrument",
               "reference matching")
-
-
-def random_colouration(rng: np.random.Generator) -> EQ:
-  """A bad microphone or room: low shelf, two peaks, high shelf, gains uniform in ±9 dB."""
-  def log_uniform(lo, hi):
-    return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
-
-  def gain():
-    return float(rng.uniform(-COLOURATION_DB, COLOURATION_DB))
-
-  return EQ([Band("low_shelf", log_uniform(50, 400), gain()),
-             Band("peak", log_uniform(100, 2000), gain(), log_uniform(0.5, 3)),
-             Band("peak", log_uniform(1000, 10000), gain(), log_uniform(0.5, 3)),
-             Band("high_shelf", log_uniform(2000, 12000), gain())])
-
-
-def audible_distance(a_db, b_db, weight) -> float:
-  """Mean |a − b| of two spectra over `weight`'s band, both centred on it (level is not tone)."""
-  diff = zero_centre(a_db, weight) - zero_centre(b_db, weight)
-  return float(np.sum(weight * np.abs(diff)) / np.sum(weight))
-
-
-def after_eq(spectrum_db, eq: EQ) -> np.ndarray:
-  return spectrum_db + eq.response_db(jaxeq.FREQS, jaxeq.SAMPLE_RATE)
 
 
 def quiet_boost(spectrum_db, eq: EQ) -> float:

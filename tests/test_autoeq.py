@@ -101,7 +101,7 @@ def test_matching_a_track_to_itself_changes_little(auto, tracks):
 def test_matching_a_coloured_real_recording_to_its_original_undoes_most_of_the_colouration(auto):
   # A real cello note through a bad microphone: its original, as the reference, is a request
   # to match it as closely as the EQ can (the network's EQ refined per track).
-  from benchmarks.autoeq_real import after_eq, audible_distance
+  from benchmarks.consistency import after_eq, audible_distance
   from data_prep import fetch
   cello, rate = jaxeq.load_audio(fetch.source_dir("tonejs-cello") / "C3.mp3")
   colour = jaxeq.EQ([jaxeq.Band("low_shelf", 150, 6.0), jaxeq.Band("peak", 800, -5.0, 1.5),
