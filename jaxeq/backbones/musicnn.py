@@ -42,7 +42,6 @@ N_FFT = 512
 HOP = 256
 N_MELS = 96
 PATCH_FRAMES = 187
-assert N_FFT == 2 * HOP  # `log_mel` frames the audio as two hops side by side
 # The largest float16: musicnn rounds the mel power to float16 (below), which would turn a
 # larger value into inf and the whole output into NaN.
 _FLOAT16_MAX = 65504.0
@@ -97,11 +96,12 @@ def log_mel(audio) -> jax.Array:
   pad = [(0, 0)] * (audio.ndim - 1) + [(N_FFT // 2, N_FFT // 2)]
   padded = jnp.pad(audio, pad, mode="reflect")
   count = 1 + (padded.shape[-1] - N_FFT) // HOP
-  # Frame i is samples [256 i, 256 i + 512): hop blocks i and i + 1 side by side. Slices and
-  # a reshape, not a gather: its (frames, 512) index array would be a constant of the program
-  # (23 MB for a 3-minute track), slow to trace and to load from the compilation cache.
-  blocks = padded[..., :(count + 1) * HOP].reshape(*padded.shape[:-1], count + 1, HOP)
-  frames = jnp.concatenate([blocks[..., :-1, :], blocks[..., 1:, :]], axis=-1)
+  # Frame i is samples [256 i, 256 i + 512). The index is computed in the program (iota): as
+  # a NumPy array it would be a constant of the program (23 MB for a 3-minute track), slow to
+  # trace and to load from the compilation cache.
+  index = (jax.lax.broadcasted_iota(jnp.int32, (count, N_FFT), 0) * HOP
+           + jax.lax.broadcasted_iota(jnp.int32, (count, N_FFT), 1))
+  frames = padded[..., index]
   window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)  # periodic Hann
   spectrum = jnp.fft.rfft(frames * window.astype(np.float32), axis=-1)
   power = jnp.real(spectrum) ** 2 + jnp.imag(spectrum) ** 2
