@@ -43,7 +43,8 @@ from jaxeq.autoeq import limit_quiet_boosts
 from jaxeq.classes import CLASSES
 from jaxeq.classifier import load_classifier, softmax
 from jaxeq.matcher import Matcher, load_matcher
-from jaxeq.spectrum import FREQS, SAMPLE_RATE, correction
+from jaxeq.pitch import median_pitch_hz
+from jaxeq.spectrum import FREQS, SAMPLE_RATE, analysis_signal, correction
 from jaxeq.targets import load_targets
 from jaxeq.training import checkpoints, synthetic, trainer
 
@@ -121,12 +122,18 @@ class Curves:
 
 
 def real_curves(split: dataset.Split, classifier, bank, data_dir) -> Curves:
-  """A split's difference curves as `jaxeq process` makes them: each clip's audio classified,
-  its target blended from the classifier's answer, the correction with its noise floor."""
-  logits = np.stack([classifier.logits(*sf.read(Path(data_dir) / row["path"], dtype="float32"))
-                     for row in split.rows])
+  """A split's difference curves as `jaxeq process` makes them: each clip's audio classified
+  and its pitch read, its target blended from the classifier's answer at that pitch, the
+  correction with its noise floor."""
+  logits, pitches = [], []
+  for row in split.rows:
+    signal = analysis_signal(*sf.read(Path(data_dir) / row["path"], dtype="float32"))
+    logits.append(classifier.logits(signal, SAMPLE_RATE))
+    pitches.append(median_pitch_hz(signal))
+  logits = np.stack(logits)
   probabilities = softmax(logits, classifier.temperature)
-  targets = np.stack([bank.blend(dict(zip(classifier.classes, p)))[0] for p in probabilities])
+  targets = np.stack([bank.blend(dict(zip(classifier.classes, p)), pitch_hz=pitch)[0]
+                      for p, pitch in zip(probabilities, pitches)])
   curves, weights, quiet = map(np.asarray,
                                correction(targets, split.spectra, split.noise_floors))
   return Curves(split.spectra, split.noise_floors, targets, weights, curves, quiet,

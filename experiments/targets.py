@@ -1,5 +1,6 @@
 """The target bank (DESIGN.md §2): every class's target spectrum, from a dataset's clean
-reference clips — its real recordings where a class has them, its renders where not.
+clips — its real recordings where a class has them, its renders where not — kept with their
+pitches, so that a track's target follows the register it plays in (`jaxeq.targets`).
 
     python -m experiments.targets --workdir=workdirs/targets --export=workdirs/export
     python -m experiments.targets --workdir=workdirs/targets_medium \
@@ -23,12 +24,17 @@ import jax
 import ml_collections
 import numpy as np
 
+from tqdm import tqdm
+
 from data_prep import dataset, excerpts, kit_tracks, recognition, recordings
 from data_prep.sound_source import SAMPLE_RATE
 from jaxeq import plots
+from jaxeq.audio_io import load_audio
 from jaxeq.classes import CLASSES
-from jaxeq.spectrum import long_term_spectrum
-from jaxeq.targets import TargetBank, bank_from_spectra
+from jaxeq.eq import EQ
+from jaxeq.pitch import median_pitch_hz
+from jaxeq.spectrum import FREQS, analysis_signal, long_term_spectrum
+from jaxeq.targets import TargetBank, bank_from_spectra, combined
 
 FULL_BAND_HZ = 16000.0  # a voice recorded narrower than this sets no target
 RECORDED_ONLY = ("vocals", "drum_kit")  # the classes only real recordings play
@@ -49,13 +55,24 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
 
 
 def reference_bank(train: dataset.Split, data_dir) -> TargetBank:
-  """The bank of a dataset's clean reference clips (`train` is its training split)."""
-  reference = train.reference
+  """The bank of a dataset's clean clips (`train` is its training split): its reference clips
+  and the training clips that went through no recording chain, their colouration (a known
+  EQ) taken off their spectra — twice the references the reference clips alone give — each
+  with its pitch, read from its audio."""
+  plain = np.array([row["chain"] == "" for row in train.rows])
+  chosen = np.flatnonzero(train.reference | plain)
+  spectra = train.spectra[chosen].astype(np.float32)
+  for n, i in enumerate(chosen):
+    if not train.reference[i]:
+      spectra[n] -= EQ.from_json(train.rows[i]["colouration"]).response_db(FREQS, SAMPLE_RATE)
+  pitches = [median_pitch_hz(analysis_signal(*load_audio(Path(data_dir) / train.rows[i]["path"])))
+             for i in tqdm(chosen, desc="reading pitches", unit="clip")]
   return bank_from_spectra(
-      CLASSES, train.labels[reference], train.spectra[reference],
-      {"source": f"reference clips of {data_dir}",
+      CLASSES, train.labels[chosen], spectra,
+      {"source": f"reference clips of {data_dir} and its training clips with no recording "
+                 f"chain (their colouration taken off)",
        "dataset": dataset.dataset_info(data_dir).get("command", str(data_dir))},
-      recorded=train.recorded[reference])
+      recorded=train.recorded[chosen], pitches_hz=pitches)
 
 
 def recorded_only_bank(seed: int = 0, clips_per_identity: int = 16,
@@ -68,38 +85,40 @@ def recorded_only_bank(seed: int = 0, clips_per_identity: int = 16,
             excerpts.by_identity(excerpts.catalogue()).items()
             if group[0].class_name == "vocals" and identity not in recognition.TEST_IDENTITIES}
   full_band = [i for i, group in voices.items() if excerpts.bandwidth_hz(group) >= FULL_BAND_HZ]
-  spectra, labels = [], []
+  spectra, labels, pitches = [], [], []
+
+  def add(clip: np.ndarray, label: int) -> None:
+    signal = analysis_signal(clip, SAMPLE_RATE)
+    spectra.append(long_term_spectrum(signal, SAMPLE_RATE))
+    pitches.append(median_pitch_hz(signal))
+    labels.append(label)
+
   for identity in full_band:
     for _ in range(clips_per_identity):
-      spectra.append(long_term_spectrum(excerpts.clip(voices[identity], seconds, rng),
-                                        SAMPLE_RATE))
-      labels.append(0)
+      add(excerpts.clip(voices[identity], seconds, rng), 0)
   for kit in recordings.TRAIN_KITS:
     source = recordings.open_source(kit)
     for _ in range(clips_per_identity):
-      spectra.append(long_term_spectrum(kit_tracks.render_kit_track(source, seconds, rng)[0],
-                                        SAMPLE_RATE))
-      labels.append(1)
+      add(kit_tracks.render_kit_track(source, seconds, rng)[0], 1)
   return bank_from_spectra(RECORDED_ONLY, labels, spectra, {"sources": {
       "vocals": f"clean clips of the training voices recorded full-band (>= {FULL_BAND_HZ:g} Hz):"
                 f" {', '.join(full_band)}; narrower ones ("
                 f"{', '.join(sorted(set(voices) - set(full_band)))}) set no target",
       "drum_kit": "the training kits played as one track through a room: "
-                  + ", ".join(recordings.TRAIN_KITS)}}, recorded=np.ones(len(labels), bool))
+                  + ", ".join(recordings.TRAIN_KITS)}}, recorded=np.ones(len(labels), bool),
+      pitches_hz=pitches)
 
 
 def with_classes(bank: TargetBank, extra: TargetBank) -> TargetBank:
   """`bank` and `extra`'s classes (which it lacks) in one bank, in `jaxeq.CLASSES` order, each
-  keeping its origin; the provenance keeps both."""
-  rows = {**{c: (bank.target(c), n) for c, n in zip(bank.classes, bank.counts)},
-          **{c: (extra.target(c), n) for c, n in zip(extra.classes, extra.counts)}}
-  classes = tuple(c for c in CLASSES if c in rows)
+  keeping its origin and references; the provenance keeps both."""
+  sources = {c: bank if c in bank.classes else extra for c in CLASSES
+             if c in bank.classes or c in extra.classes}
   provenance = {**bank.provenance, **{k: v for k, v in extra.provenance.items()
                                       if k not in ("origin", "built")},
                 "origin": {**bank.provenance.get("origin", {}),
                            **extra.provenance.get("origin", {})}}
-  return TargetBank(classes, np.stack([rows[c][0] for c in classes]),
-                    np.array([rows[c][1] for c in classes]), provenance)
+  return combined(sources, provenance)
 
 
 def dataset_bank(train: dataset.Split, data_dir, config) -> TargetBank:

@@ -32,6 +32,7 @@ from jaxeq.limiter import LOSSLESS_CEILING_DBTP, MAX_LIMITING_DB
 from jaxeq.loudness import K_WEIGHTING, gated_loudness, match_loudness
 from jaxeq.matcher import EQMatcher, load_matcher, matcher_layout
 from jaxeq.optimiser import OptimiserMatcher
+from jaxeq.pitch import median_pitch_hz
 from jaxeq.spectrum import (FREQS, QUIET_BOOST_DB, SAMPLE_RATE, analysis_signal_checked,
                             audible_weight, correction, long_term_spectrum, nothing_to_equalise,
                             signal_spectrum_and_noise_floor, zero_centre)
@@ -79,6 +80,7 @@ class Analysis:
   # How much of `target` is the bank's generic one (`generic_share`); the classes' weights in
   # `target_mix` sum to the rest.
   generic_share: float = 0.0
+  pitch_hz: float | None = None  # the track's pitch, whose register its target follows
 
   @property
   def confidence(self) -> float | None:
@@ -132,6 +134,7 @@ class Analysis:
             "note": self.note, "makeup_gain_db": self.makeup_gain_db,
             "loudness_change_lu": self.loudness_change_lu, "limited_db": self.limited_db,
             "limiter_capped": self.limiter_capped, "generic_share": self.generic_share,
+            "pitch_hz": self.pitch_hz,
             "eq": self.eq.to_dict(), "freqs_hz": FREQS.tolist(),
             **{name: np.round(getattr(self, name), 3).tolist()
                for name in ("spectrum", "noise_floor", "target", "weight", "difference")
@@ -223,23 +226,24 @@ class AutoEQ:
     """`analyze` of audio already checked."""
     mono = analysis_signal_checked(audio, sample_rate)  # for the spectrum and the classifier
     spectrum, floor = signal_spectrum_and_noise_floor(mono)
-    probabilities = mix = None
+    probabilities = mix = pitch = None
     generic = 0.0
     requested = reference is not None or target is not None
     if reference is not None:
       target = reference_target(reference, reference_rate or sample_rate)
     if target is None:
+      pitch = median_pitch_hz(mono)  # the register the target follows
       if instrument is None:
         probabilities = self.classifier.predict(mono, SAMPLE_RATE)
         instrument = max(probabilities, key=probabilities.get)
         generic = generic_share(probabilities[instrument])
-        target, mix = self.targets.blend(probabilities, self.blend_top)
+        target, mix = self.targets.blend(probabilities, self.blend_top, pitch)
         if generic:
           target = (1 - generic) * target + generic * self.targets.generic()
           mix = {name: (1 - generic) * share for name, share in mix.items()} if generic < 1 else None
       else:
         instrument = self.targets.find(instrument)
-        target, mix = self.targets.target(instrument), {instrument: 1.0}
+        target, mix = self.targets.target(instrument, pitch), {instrument: 1.0}
     else:
       target, instrument = np.asarray(zero_centre(target)), None
     diff, weight, quiet = map(np.asarray, correction(target, spectrum, floor))
@@ -269,7 +273,7 @@ class AutoEQ:
             f"not sure what this is (under {LOW_CONFIDENCE:.0%}): a target {generic:.0%} generic "
             f"(the mean of every class's) and the EQ at {strength:.0%} strength", note]))
     return Analysis(instrument, probabilities, spectrum, target, mix, weight, diff, eq, note,
-                    noise_floor=floor, generic_share=generic)
+                    noise_floor=floor, generic_share=generic, pitch_hz=pitch)
 
   def _match(self, diff, quiet, sample_rate: int, refine: bool = False) -> EQ:
     """The matcher's EQ for `diff` (boosting at most 3 dB in `quiet`, the correction's quiet

@@ -32,18 +32,27 @@ _ORIGIN_COLOURS = {REAL_RECORDINGS: ("C0", "blue"), RENDERS: ("C1", "orange"),
 
 
 def plot_targets(bank, path, columns: int = 5) -> None:
-  """All targets as a grid of small plots, in a PNG, coloured by where each came from."""
+  """All targets as a grid of small plots, in a PNG, coloured by where each came from: each
+  class's mean, and where it keeps references with pitches, its targets at the low and high
+  end of their register (dashed, dotted), with the register and the references' count."""
   rows = -(-len(bank.classes) // columns)
-  fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.2 * rows), sharex=True,
+  fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.3 * rows), sharex=True,
                            sharey=True, squeeze=False)
   for ax in axes.flat[len(bank.classes):]:
     ax.axis("off")
   origins = [bank.origin(name) for name in bank.classes]
   for ax, name, origin, curve, count in zip(axes.flat, bank.classes, origins, bank.curves,
                                             bank.counts):
-    ax.plot(FREQS, curve, lw=1.2, color=_ORIGIN_COLOURS.get(origin, ("C1", ""))[0])
+    colour = _ORIGIN_COLOURS.get(origin, ("C1", ""))[0]
+    ax.plot(FREQS, curve, lw=1.2, color=colour)
+    register = bank.register_hz(name)
+    title = f"{name} ({origin + ', ' if origin else ''}n={count}"
+    if len(register):
+      for pitch, style in zip(register, ("--", ":")):
+        ax.plot(FREQS, bank.target(name, pitch), lw=0.8, ls=style, color=colour)
+      title += f"; {register[0]:.0f}–{register[-1]:.0f} Hz"
     _freq_axis(ax)
-    ax.set_title(f"{name} ({origin + ', ' if origin else ''}n={count})", fontsize=8)
+    ax.set_title(title + ")", fontsize=7)
   for ax in axes[-1]:
     ax.set_xlabel("Hz")
   for ax in axes[:, 0]:
@@ -51,8 +60,9 @@ def plot_targets(bank, path, columns: int = 5) -> None:
   legend = [f"{words}: {origin}" for origin, (_, words) in _ORIGIN_COLOURS.items()
             if origin in origins]
   fig.suptitle("jaxeq target spectra (zero-mean dB" + "".join(f"; {line}" for line in legend)
-               + ")")
-  fig.tight_layout()
+               + "; dashed and dotted: the target at its references' 10th and 90th percentile "
+               "pitch)")
+  fig.tight_layout(rect=(0, 0, 1, 0.98))
   _save(fig, path)
 
 

@@ -50,10 +50,12 @@ def test_analysis_of_a_track(auto, tracks):
   for curve in (analysis.spectrum, analysis.target, analysis.difference):
     assert curve.shape == (256,) and np.all(np.isfinite(curve))
   assert np.max(np.abs(analysis.difference)) <= 12.0 + 1e-4
-  # The target is the probability-weighted mix of the likeliest classes' targets.
-  mix = analysis.target_mix
+  # The target is the probability-weighted mix of the likeliest classes' targets, each at the
+  # track's register.
+  mix, pitch = analysis.target_mix, analysis.pitch_hz
   assert next(iter(mix)) == analysis.instrument and sum(mix.values()) == pytest.approx(1.0)
-  np.testing.assert_allclose(analysis.target, sum(w * auto.targets.target(c) for c, w in mix.items()),
+  np.testing.assert_allclose(analysis.target,
+                             sum(w * auto.targets.target(c, pitch) for c, w in mix.items()),
                              atol=1e-4)
   assert analysis.weight.shape == (256,) and 0 <= analysis.weight.min() <= analysis.weight.max() <= 1
   # The one correction fine-tuning also trains on: the track's spectrum and noise floor.
@@ -70,7 +72,8 @@ def test_processing_moves_the_track_towards_its_target(auto, tracks, name):
   processed, analysis = auto.process(audio, rate, instrument=name)
   assert analysis.probabilities is None and analysis.instrument == name
   assert processed.shape == audio.shape and processed.dtype == audio.dtype
-  target = auto.targets.target(name)
+  target = analysis.target  # the class's target at the track's register
+  np.testing.assert_allclose(target, auto.targets.target(name, analysis.pitch_hz), atol=1e-5)
   assert _mismatch(processed, rate, target) < _mismatch(audio, rate, target)
   assert integrated_loudness(processed, rate) == pytest.approx(integrated_loudness(audio, rate),
                                                                abs=0.1)
@@ -271,7 +274,7 @@ def test_between_unsure_and_sure_the_target_and_strength_move_gradually(auto, tr
   unsure = _classifier_at(auto, audio, rate, halfway)
   analysis = unsure.analyze(audio, rate)
   assert analysis.generic_share == pytest.approx(0.5, abs=0.01)
-  blend, mix = auto.targets.blend(analysis.probabilities)
+  blend, mix = auto.targets.blend(analysis.probabilities, pitch_hz=analysis.pitch_hz)
   share = analysis.generic_share
   np.testing.assert_allclose(analysis.target, (1 - share) * blend + share * auto.targets.generic(),
                              atol=1e-5)
@@ -283,7 +286,8 @@ def test_between_unsure_and_sure_the_target_and_strength_move_gradually(auto, tr
                              [(1 - 0.5 * share) * b.gain_db for b in full.eq.bands], atol=1e-9)
   sure = _classifier_at(auto, audio, rate, autoeq.LOW_CONFIDENCE + 0.01).analyze(audio, rate)
   assert sure.generic_share == 0.0 and "not sure" not in (sure.note or "")
-  np.testing.assert_allclose(sure.target, auto.targets.blend(sure.probabilities)[0], atol=1e-6)
+  np.testing.assert_allclose(sure.target, auto.targets.blend(sure.probabilities, pitch_hz=sure.pitch_hz)[0],
+                             atol=1e-6)
 
 
 @pytest.mark.parametrize("audio, reason", [(np.zeros(44100, np.float32), "silent"),
@@ -349,3 +353,17 @@ def test_an_analysis_prints_as_its_summary_not_its_curves():
                       np.ones(256), curve, jaxeq.EQ([jaxeq.Band("peak", 900, -2.6, 1.4)]))
   assert repr(analysis) == "Analysis(snare 93%; peak 900 Hz -2.6 dB Q 1.40)"
   assert str(analysis) == repr(analysis)
+
+
+def test_a_coloured_copy_gets_the_same_register_and_target(auto, tracks):
+  """The target follows the track's pitch, which an EQ does not move: a track and a coloured
+  copy of it are compared with one target (a register read from the spectrum would not be)."""
+  audio, rate = jaxeq.load_audio(tracks["cello"])
+  coloured = jaxeq.apply_eq(audio, rate, jaxeq.EQ([jaxeq.Band("low_shelf", 200, 9.0),
+                                                   jaxeq.Band("high_shelf", 3000, -9.0)]))
+  original, copy_ = (auto.analyze(a, rate, instrument="cello") for a in (audio, coloured))
+  assert original.pitch_hz == pytest.approx(copy_.pitch_hz, rel=0.01)
+  np.testing.assert_allclose(original.target, copy_.target, atol=0.05)
+  np.testing.assert_allclose(original.target, auto.targets.target("cello", original.pitch_hz),
+                             atol=1e-5)
+  assert not np.allclose(original.target, auto.targets.target("cello"), atol=0.5)

@@ -118,3 +118,53 @@ def test_a_partial_bank_is_completed_from_the_shipped_one_and_says_which(tmp_pat
       assert bank.origin(name) == SHIPPED_FALLBACK
       np.testing.assert_array_equal(bank.target(name), shipped.target(name))
   assert shipped.completed(shipped) is shipped
+
+
+def _note(path, f0, rate=44100, seconds=2.0, brightness=1.0):
+  """A harmonic note at `f0`, its partials falling by 6 dB per octave (`brightness` < 1: faster)."""
+  t = np.arange(int(rate * seconds)) / rate
+  partials = [k for k in range(1, 40) if k * f0 < rate / 2]
+  note = sum(np.sin(2 * np.pi * k * f0 * t) * k ** -(1 / brightness) for k in partials)
+  sf.write(path, 0.2 * note / np.max(np.abs(note)), rate, subtype="FLOAT")
+  return path
+
+
+def test_the_target_follows_the_register_the_track_plays_in(tmp_path):
+  low, high = _note(tmp_path / "low.wav", 110.0), _note(tmp_path / "high.wav", 880.0, brightness=0.5)
+  bank = build_target_bank({"violin": [low, high]}, jaxeq.load_audio)
+  np.testing.assert_allclose(bank.reference_pitches_hz, [110.0, 880.0], rtol=0.01)
+  spectra = [np.asarray(jaxeq.zero_centre(jaxeq.long_term_spectrum(*jaxeq.load_audio(p))))
+             for p in (low, high)]
+  # At a reference's pitch the target is that reference (the other, 3 octaves away, weighs
+  # exp(-18)); between them, both alike; with no pitch, the class's mean.
+  np.testing.assert_allclose(bank.target("violin", 110.0), spectra[0], atol=1e-3)
+  np.testing.assert_allclose(bank.target("violin", 880.0), spectra[1], atol=1e-3)
+  between = np.sqrt(np.prod(bank.reference_pitches_hz))
+  np.testing.assert_allclose(bank.target("violin", between), (spectra[0] + spectra[1]) / 2,
+                             atol=1e-3)
+  np.testing.assert_allclose(bank.target("violin"), bank.curves[0])
+  np.testing.assert_allclose(bank.target("violin", float("nan")), bank.curves[0])
+  np.testing.assert_allclose(bank.register_hz("violin", (0.0, 1.0)), [110.0, 880.0], rtol=0.01)
+  target, mix = bank.blend({"violin": 1.0}, pitch_hz=110.0)
+  np.testing.assert_array_equal(target, bank.target("violin", 110.0))
+
+  bank.save(tmp_path / "bank.npz")
+  loaded = TargetBank.load(tmp_path / "bank.npz")
+  np.testing.assert_array_equal(loaded.target("violin", 220.0), bank.target("violin", 220.0))
+  # Completed from the shipped bank, the classes keep their own references.
+  completed = loaded.completed(load_targets())
+  np.testing.assert_array_equal(completed.target("violin", 220.0), bank.target("violin", 220.0))
+  shipped = load_targets()
+  np.testing.assert_array_equal(completed.target("cello", 150.0), shipped.target("cello", 150.0))
+  assert len(shipped.register_hz("cello")) == 2
+
+
+def test_a_bank_saved_before_registers_still_loads(tmp_path):
+  bank = TargetBank(("cello",), np.zeros((1, 256), np.float32), np.array([3]), {"source": "old"})
+  with open(tmp_path / "old.npz", "wb") as f:
+    np.savez(f, format=np.array("jaxeq.targets/1"), classes=np.array(bank.classes),
+             freqs=jaxeq.FREQS, curves=bank.curves, counts=bank.counts,
+             provenance=np.array('{"source": "old"}'))
+  old = TargetBank.load(tmp_path / "old.npz")
+  assert old.provenance["source"] == "old" and len(old.references) == 0
+  np.testing.assert_array_equal(old.target("cello", 200.0), old.curves[0])  # no register
