@@ -258,7 +258,7 @@ class AutoEQ:
       nothing = (f"the track and its target share only {octaves:.1f} octaves of audible band "
                  f"(nothing in common to equalise)")
     if nothing is not None:
-      eq = EQ(dataclasses.replace(b, gain_db=0.0) for b in eq.bands)
+      eq = eq.scaled(0.0)
       note = f"EQ left flat: {nothing}"
     else:
       limited = limit_quiet_boosts(eq, quiet)
@@ -268,7 +268,7 @@ class AutoEQ:
       eq = limited
       if generic:
         strength = 1 - (1 - UNSURE_AMOUNT) * generic
-        eq = EQ(dataclasses.replace(b, gain_db=b.gain_db * strength) for b in eq.bands)
+        eq = eq.scaled(strength)
         note = "; ".join(filter(None, [
             f"not sure what this is (under {LOW_CONFIDENCE:.0%}): a target {generic:.0%} generic "
             f"(the mean of every class's) and the EQ at {strength:.0%} strength", note]))
@@ -297,7 +297,7 @@ class AutoEQ:
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
       weighted = pool.submit(eq_channels, np.atleast_2d(audio.T), sample_rate, K_WEIGHTING)
       analysis = self._analyze(audio, sample_rate, instrument, reference, reference_rate, target)
-      eq = EQ(dataclasses.replace(b, gain_db=b.gain_db * amount) for b in analysis.eq.bands)
+      eq = analysis.eq.scaled(amount)
 
       def loudness_and_weighted_output():
         before = weighted.result()

@@ -60,6 +60,12 @@ class EQ:
       if not isinstance(band, Band):
         raise TypeError(f"EQ bands must be jaxeq.Band, got {type(band).__name__}")
 
+  def scaled(self, factor: float) -> "EQ":
+    """This EQ with every band's gain multiplied by `factor` (0: flat; 0.5: half strength)."""
+    # + 0.0: a cut scaled to flat reads 0 dB, not -0 dB.
+    return EQ(dataclasses.replace(band, gain_db=band.gain_db * factor + 0.0)
+              for band in self.bands)
+
   def response_db(self, freqs_hz, sample_rate: float) -> np.ndarray:
     """The magnitude response in dB at `freqs_hz`, as the EQ runs at `sample_rate`."""
     freqs = np.asarray(freqs_hz, dtype=np.float64)

@@ -110,3 +110,11 @@ def test_repr_is_one_short_line_of_the_bands():
       "EQ(2 bands: low_shelf 120 Hz -3.0 dB Q 0.71)")
   assert repr(EQ([Band("peak", 450, 0.0)])) == "EQ(1 band: all at 0 dB)"
   assert "\n" not in repr(MIXED) and len(repr(MIXED)) < 200
+
+
+def test_scaled_multiplies_every_gain():
+  eq = EQ([Band("low_shelf", 100, -6.0), Band("peak", 1000, 4.0, 2.0), Band("high_pass", 40)])
+  half = eq.scaled(0.5)
+  assert [b.gain_db for b in half.bands] == [-3.0, 2.0, 0.0]
+  assert [(b.kind, b.freq_hz, b.q) for b in half.bands] == [(b.kind, b.freq_hz, b.q) for b in eq.bands]
+  assert not any(np.signbit(b.gain_db) for b in eq.scaled(0.0).bands)  # 0 dB, not -0
