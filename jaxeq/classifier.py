@@ -27,7 +27,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.optimize
 
 from jaxeq import exported
 from jaxeq.spectrum import MAX_WINDOWS, log_spectrogram_windows
@@ -124,6 +123,7 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
 
   One scalar, fitted on held-out clips: it changes the confidence, never the ranking.
   """
+  import scipy.optimize  # here: only calibration needs it, not a processed track
   logits, labels = np.asarray(logits, np.float64), np.asarray(labels)
 
   def nll(log_t):
@@ -180,8 +180,8 @@ class Backbones:
     if self.taggers:
       mels = self._musicnn.patches(self._musicnn.log_mel(
           self._musicnn.audio_at_16k(audio, sample_rate)))
-      if len(mels) > MAX_PATCHES:
-        mels = mels[np.linspace(0, len(mels) - 1, MAX_PATCHES).round().astype(int)]
+      if len(mels) > MAX_PATCHES:  # chosen on the host: a gather on the device is 5 programs
+        mels = np.asarray(mels)[np.linspace(0, len(mels) - 1, MAX_PATCHES).round().astype(int)]
       for name, tagger in self.taggers.items():
         outputs = self._musicnn.apply(tagger.variables, mels)
         out.update({f"{name}/{key}": np.asarray(outputs[key]).mean(0) for key in MUSICNN_OUTPUTS})

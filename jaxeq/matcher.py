@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Protocol
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxeq import exported, matcher_networks
@@ -122,7 +121,7 @@ def load_matcher(name: str = "cnn") -> Matcher:
   return matcher
 
 
-def _check_curves(curves_db) -> jax.Array:
+def _check_curves(curves_db) -> np.ndarray:
   curves = np.asarray(curves_db, dtype=np.float32)
   if curves.ndim == 1:
     curves = curves[None]
@@ -131,4 +130,4 @@ def _check_curves(curves_db) -> jax.Array:
                      f"got {np.shape(curves_db)}")
   if not np.all(np.isfinite(curves)):
     raise ValueError("curves contain NaN or inf values")
-  return jnp.asarray(curves)
+  return curves

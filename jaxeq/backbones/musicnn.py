@@ -200,9 +200,8 @@ class Musicnn(nn.Module):
 @functools.lru_cache(maxsize=None)
 def _variable_shapes() -> dict[tuple[str, ...], tuple[int, ...]]:
   """`Musicnn`'s flattened variables → their shapes; traced once, however many models load."""
-  expected = traverse_util.flatten_dict(jax.eval_shape(
-      Musicnn().init, jax.random.key(0), jax.ShapeDtypeStruct((1, PATCH_FRAMES, N_MELS),
-                                                              jnp.float32)))
+  expected = traverse_util.flatten_dict(jax.eval_shape(lambda: Musicnn().init(
+      jax.random.key(0), jnp.zeros((1, PATCH_FRAMES, N_MELS), jnp.float32))))
   return {key: value.shape for key, value in expected.items()}
 
 
@@ -221,7 +220,8 @@ def load_variables(name: str = "msd", path=None) -> dict:
   if got != want:
     wrong = sorted("/".join(k) for k in set(got) | set(want) if got.get(k) != want.get(k))
     raise ValueError(f"{path}: not musicnn weights (missing, extra or misshapen: {wrong[:5]})")
-  return traverse_util.unflatten_dict({key: jnp.asarray(value) for key, value in flat.items()})
+  # device_put, not jnp.asarray: that compiles a copy program for each of the 17 shapes.
+  return traverse_util.unflatten_dict({key: jax.device_put(value) for key, value in flat.items()})
 
 
 @jax.jit
