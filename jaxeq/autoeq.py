@@ -11,8 +11,9 @@ The correction (`jaxeq.spectrum.correction`, the one fine-tuning uses too) is ma
 track and its target carry energy (the audible band) and nowhere else: the difference is 0
 outside it, and the EQ never boosts more than `QUIET_BOOST_DB` where the track is more than
 `jaxeq.spectrum.AUDIBLE_BELOW_DB` under its loudest third-octave, or less than
-`jaxeq.spectrum.NOISE_MARGIN_DB` above its noise floor. A track with almost no audible band
-(a sine, a click) keeps a flat EQ.
+`jaxeq.spectrum.NOISE_MARGIN_DB` above its noise floor; a drum's or a bass's fundamental is
+not cut (`jaxeq.classes.KEEPS_FUNDAMENTAL`, as far as such classes make the target). A track
+with almost no audible band (a sine, a click) keeps a flat EQ.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Mapping
 import numpy as np
 
 from jaxeq.audio_io import check_audio
+from jaxeq.classes import KEEPS_FUNDAMENTAL
 from jaxeq.classifier import Classifier, load_classifier
 from jaxeq.eq import EQ
 from jaxeq.filtering import apply_eq_checked, eq_channels
@@ -246,7 +248,9 @@ class AutoEQ:
         target, mix = self.targets.target(instrument, pitch), {instrument: 1.0}
     else:
       target, instrument = np.asarray(zero_centre(target)), None
-    diff, weight, quiet = map(np.asarray, correction(target, spectrum, floor))
+    # A reference or a given curve is a request to match it: no rule of a class applies.
+    keep = sum(share for name, share in (mix or {}).items() if name in KEEPS_FUNDAMENTAL)
+    diff, weight, quiet = map(np.asarray, correction(target, spectrum, floor, pitch, keep))
     eq = self._match(diff, quiet, sample_rate, refine=requested)
     # What both carry energy in (not the fade beneath the track's band) decides it.
     note, octaves = None, audible_octaves(audible_weight(target) * audible_weight(spectrum))

@@ -49,6 +49,11 @@ def _load() -> tuple[InstrumentClass, ...]:
 _INFO = _load()
 CLASSES: tuple[str, ...] = tuple(c.name for c in _INFO)
 CLASS_INFO: types.MappingProxyType = types.MappingProxyType({c.name: c for c in _INFO})
+# Drums and basses whose fundamental a target never cuts (`jaxeq.spectrum.correction`): a
+# class target, the mean over many pitches and kits, is flatter than any one well-recorded
+# kick or bass note, whose fundamental stands out of it (hi-hats and cymbals have none).
+KEEPS_FUNDAMENTAL = frozenset({"kick", "snare", "toms", "drum_kit", "electric_bass",
+                               "upright_bass", "synth_bass", "contrabass", "tuba"})
 
 
 def resolve_name(name: str, names, what: str = "instrument class") -> str:

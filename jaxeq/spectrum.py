@@ -65,6 +65,13 @@ NOISE_FADE_DB = 6.0
 # The EQ boosts at most this much (dB) where the track has no energy or is mostly noise
 # (`quiet_band`): a boost there would only raise rumble, hiss or noise.
 QUIET_BOOST_DB = 3.0
+# A drum's or a bass's fundamental is what a producer keeps: the correction makes no cut
+# within FUNDAMENTAL_OCTAVES of it (fading out over as much again). It lies at the track's
+# pitch (which an EQ does not move) when that is under FUNDAMENTAL_MAX_HZ, else at its
+# strongest point under FUNDAMENTAL_SEARCH_HZ (an unpitched kick).
+FUNDAMENTAL_OCTAVES = 0.5
+FUNDAMENTAL_MAX_HZ = 400.0
+FUNDAMENTAL_SEARCH_HZ = 250.0
 
 
 @functools.lru_cache(maxsize=8)
@@ -398,6 +405,29 @@ def quiet_band(spectrum_db, noise_floor_db=None) -> jnp.ndarray:
   return quiet
 
 
+def fundamental_octave(input_db, pitch_hz=None) -> jnp.ndarray:
+  """log2 of each track's fundamental (Hz): its pitch where it has one under
+  `FUNDAMENTAL_MAX_HZ`, else the strongest point of `input_db` under `FUNDAMENTAL_SEARCH_HZ`."""
+  strongest = jnp.argmax(jnp.where(FREQS < FUNDAMENTAL_SEARCH_HZ, jnp.asarray(input_db), -jnp.inf),
+                         axis=-1)
+  found = jnp.asarray(np.log2(FREQS), jnp.float32)[strongest]
+  if pitch_hz is None:
+    return found
+  pitch_hz = jnp.asarray(pitch_hz, jnp.float32)
+  pitched = jnp.isfinite(pitch_hz) & (pitch_hz > 0) & (pitch_hz < FUNDAMENTAL_MAX_HZ)
+  return jnp.where(pitched, jnp.log2(jnp.where(pitched, pitch_hz, 1.0)), found)
+
+
+def without_cut_at_fundamental(curve_db, input_db, pitch_hz=None, share=1.0) -> jnp.ndarray:
+  """`curve_db` with its cuts near the track's fundamental (`fundamental_octave`) undone by
+  `share` (`(...)`, 0–1: how much of the track's target is a drum's or a bass's)."""
+  distance = jnp.abs(jnp.asarray(np.log2(FREQS), jnp.float32)
+                     - fundamental_octave(input_db, pitch_hz)[..., None])
+  near = jnp.clip(2.0 - distance / FUNDAMENTAL_OCTAVES, 0.0, 1.0)
+  keep = near * jnp.asarray(share, jnp.float32)[..., None]
+  return curve_db - keep * jnp.minimum(curve_db, 0.0)
+
+
 class Correction(NamedTuple):
   """What an EQ is asked to do for a track, each `(..., 256)` on `FREQS`: `curve`, the
   difference to match (dB); `weight`, the band it corrects (`correction_weight`); `quiet`,
@@ -407,17 +437,23 @@ class Correction(NamedTuple):
   quiet: jnp.ndarray
 
 
-def correction(target_db, input_db, noise_floor_db=None) -> Correction:
+def correction(target_db, input_db, noise_floor_db=None, pitch_hz=None,
+               keep_fundamental=0.0) -> Correction:
   """The one correction of a track: inference (`AutoEQ`), fine-tuning, the benchmarks and the
   tests all build the difference curve, its band and its quiet band here, noise floor
   included.
 
   What makes the EQ sensible is in the correction, not in a matcher: the curve is 0 (flat
   asked) where the track or its target has no audible content and where the track is mostly
-  noise, and soft-limited where a correction would be wild; the quiet band is where no boost
-  may go over `QUIET_BOOST_DB`. A matcher's job is to match the curve within that rule
+  noise, soft-limited where a correction would be wild, and, as far as `keep_fundamental`
+  (`(...)`, 0–1: the share of drum and bass classes in the target,
+  `jaxeq.classes.KEEPS_FUNDAMENTAL`) says, without a cut at the track's fundamental (its
+  `pitch_hz`, `without_cut_at_fundamental`); the quiet band is where no boost may go over
+  `QUIET_BOOST_DB`. A matcher's job is to match the curve within that rule
   (`jaxeq.losses.correction_error`).
   """
   weight = correction_weight(target_db, input_db, noise_floor_db)
-  return Correction(difference(target_db, input_db, weight), weight,
-                    quiet_band(input_db, noise_floor_db))
+  curve = difference(target_db, input_db, weight)
+  if not (isinstance(keep_fundamental, (int, float)) and keep_fundamental == 0):
+    curve = without_cut_at_fundamental(curve, input_db, pitch_hz, keep_fundamental)
+  return Correction(curve, weight, quiet_band(input_db, noise_floor_db))

@@ -45,6 +45,12 @@ SHIPPED_FALLBACK = "shipped fallback"  # a class the bank lacked, from the shipp
 # A track's target weighs its class's references by a Gaussian of their pitch distance to the
 # track's, of this many octaves (RESULTS, issue 28: 0.25-1 octave alike; 0.5 chosen).
 REGISTER_OCTAVES = 0.5
+# A class follows the register only where most of its references have a pitch, and at least
+# two: drums, a distorted guitar's chords or an ensemble are mostly unpitched, and a target
+# made of the few references YIN happened to pitch would be those clips' colour, not the
+# class's (the shipped bank's distorted guitar: 1 of 64).
+MIN_PITCHED_SHARE = 0.5
+MIN_PITCHED_REFERENCES = 2
 
 
 def _no_references() -> np.ndarray:
@@ -82,9 +88,11 @@ class TargetBank:
   def target(self, instrument: str, pitch_hz: float | None = None) -> np.ndarray:
     """The 256-point zero-mean dB target for `instrument`: its mean, or, given the track's
     `pitch_hz`, its references weighted by a Gaussian of `REGISTER_OCTAVES` in pitch distance
-    (the mean where the class keeps no references, or none lies within reach)."""
+    (the mean where the class does not follow the register, `follows_register`, or none of
+    its references lies within reach)."""
     index = self.classes.index(self.find(instrument))
-    if pitch_hz is None or not np.isfinite(pitch_hz) or pitch_hz <= 0:
+    if (pitch_hz is None or not np.isfinite(pitch_hz) or pitch_hz <= 0
+        or not self.follows_register(instrument)):
       return self.curves[index]
     rows = np.flatnonzero(self.reference_labels == index)
     distance = np.log2(pitch_hz / self.reference_pitches_hz[rows]) / REGISTER_OCTAVES
@@ -93,11 +101,18 @@ class TargetBank:
       return self.curves[index]
     return np.asarray(zero_centre(weight @ self.references[rows] / weight.sum()), np.float32)
 
+  def follows_register(self, instrument: str) -> bool:
+    """Whether `instrument`'s target follows a track's pitch: at least `MIN_PITCHED_SHARE` of
+    the tracks behind its mean, and `MIN_PITCHED_REFERENCES`, kept with a pitch."""
+    index = self.classes.index(self.find(instrument))
+    pitched = int(np.sum(self.reference_labels == index))
+    return pitched >= max(MIN_PITCHED_REFERENCES, MIN_PITCHED_SHARE * self.counts[index])
+
   def register_hz(self, instrument: str, quantiles=(0.1, 0.9)) -> np.ndarray:
-    """The pitches (Hz) at `quantiles` of `instrument`'s references (empty when it keeps none):
-    the register its target covers."""
+    """The pitches (Hz) at `quantiles` of `instrument`'s references (empty when its target
+    follows no register): the register its target covers."""
     rows = self.reference_labels == self.classes.index(self.find(instrument))
-    if not rows.any():
+    if not self.follows_register(instrument):
       return np.zeros(0)
     return np.quantile(self.reference_pitches_hz[rows], quantiles)
 

@@ -14,12 +14,12 @@ import jaxeq
 from jaxeq import AudioError, AutoEQ
 from jaxeq import autoeq
 from jaxeq.autoeq import NoCommonBand
-from jaxeq.classes import CLASSES
+from jaxeq.classes import CLASSES, KEEPS_FUNDAMENTAL
 from jaxeq.classifier import softmax
 from jaxeq.limiter import MAX_PEAK
 from jaxeq.loudness import integrated_loudness
-from jaxeq.spectrum import (analysis_signal, correction, long_term_spectrum, nothing_to_equalise,
-                            smooth, zero_centre)
+from jaxeq.spectrum import (analysis_signal, correction, fundamental_octave, long_term_spectrum,
+                            nothing_to_equalise, smooth, zero_centre)
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +58,10 @@ def test_analysis_of_a_track(auto, tracks):
                              sum(w * auto.targets.target(c, pitch) for c, w in mix.items()),
                              atol=1e-4)
   assert analysis.weight.shape == (256,) and 0 <= analysis.weight.min() <= analysis.weight.max() <= 1
-  # The one correction fine-tuning also trains on: the track's spectrum and noise floor.
-  fix = correction(analysis.target, analysis.spectrum, analysis.noise_floor)
+  # The one correction fine-tuning also trains on: the track's spectrum and noise floor, and
+  # its fundamental kept as far as drums and basses make its target.
+  keep = sum(w for c, w in mix.items() if c in KEEPS_FUNDAMENTAL)
+  fix = correction(analysis.target, analysis.spectrum, analysis.noise_floor, pitch, keep)
   np.testing.assert_allclose(analysis.difference, fix.curve, atol=1e-5)
   np.testing.assert_allclose(analysis.weight, fix.weight, atol=1e-6)
   assert [b.kind for b in analysis.eq.bands] == ["low_shelf", "peak", "peak", "high_shelf"]
@@ -367,3 +369,26 @@ def test_a_coloured_copy_gets_the_same_register_and_target(auto, tracks):
   np.testing.assert_allclose(original.target, auto.targets.target("cello", original.pitch_hz),
                              atol=1e-5)
   assert not np.allclose(original.target, auto.targets.target("cello"), atol=0.5)
+
+
+@pytest.mark.parametrize("source, path, instrument, other", [
+    ("hydrogen-drumkits", "HardElectro1/HardHse_K_02.flac", "kick", "cymbals"),
+    ("tonejs-contrabass", "A2.mp3", "contrabass", "cello"),
+    ("tonejs-bass-electric", "E2.mp3", "electric_bass", "trombone")])
+def test_a_drum_or_bass_keeps_its_fundamental(auto, source, path, instrument, other):
+  """A class target, the mean of many pitches and kits, is flatter than one well-recorded kick
+  or bass note: its EQ must not cut the note's fundamental (it did: RESULTS, issue 28)."""
+  from data_prep import fetch
+  audio, rate = jaxeq.load_audio(fetch.source_dir(source) / path)
+  analysis = auto.analyze(audio, rate, instrument=instrument)
+  near = np.abs(np.log2(jaxeq.FREQS) - np.asarray(fundamental_octave(analysis.spectrum,
+                                                                     analysis.pitch_hz)))
+  assert analysis.difference[near <= 0.5].min() >= -1e-4
+  assert analysis.eq_curve()[near <= 0.25].min() > -2.0
+  unruled = correction(analysis.target, analysis.spectrum, analysis.noise_floor)
+  assert unruled.curve[near <= 0.5].min() < -1.0  # what the rule undid
+  # Named as a class without the rule, or matched to a reference, the track's cuts stand.
+  for named in (auto.analyze(audio, rate, instrument=other),
+                auto.analyze(audio, rate, target=analysis.target)):
+    np.testing.assert_allclose(named.difference, correction(named.target, named.spectrum,
+                                                            named.noise_floor).curve, atol=1e-5)

@@ -144,6 +144,35 @@ def test_soft_limit_is_identity_below_the_knee_monotone_and_bounded():
     spectrum.soft_limit(x, 12.0, 13.0)
 
 
+def test_a_drums_or_basss_fundamental_is_not_cut():
+  log2 = np.log2(spectrum.FREQS)
+  track = np.where(spectrum.FREQS < 1000, -20.0, -40.0)
+  track[np.argmin(np.abs(spectrum.FREQS - 120))] = 0.0  # loudest under 250 Hz: an unpitched kick
+  cut = np.full((3, 256), -10.0, np.float32)
+  tracks = np.stack([track] * 3)
+  pitches = np.array([60.0, np.nan, 1000.0])  # a bass note; none; a pitch too high to be it
+  kept = np.asarray(spectrum.without_cut_at_fundamental(cut, tracks, pitches, np.ones(3)))
+  at = np.log2([60.0, 120.0, 120.0])
+  for row, where in zip(kept, at):
+    distance = np.abs(log2 - where)
+    np.testing.assert_allclose(row[distance <= 0.5], 0.0, atol=1e-5)  # no cut near it
+    np.testing.assert_allclose(row[distance >= 1.0], -10.0, atol=1e-5)  # the rest unchanged
+    assert np.all(np.diff(row[log2 > where]) <= 1e-5)  # fading back in
+  half = np.asarray(spectrum.without_cut_at_fundamental(cut[:1], tracks[:1], pitches[:1], [0.5]))
+  np.testing.assert_allclose(half[0][np.abs(log2 - at[0]) <= 0.5], -5.0, atol=1e-5)
+  boost = -cut
+  np.testing.assert_allclose(spectrum.without_cut_at_fundamental(boost, tracks, pitches, np.ones(3)),
+                             boost)  # boosts stay
+  # In the correction: only as far as `keep_fundamental` says.
+  target = np.zeros(256, np.float32)
+  plain = spectrum.correction(target, track)
+  np.testing.assert_allclose(spectrum.correction(target, track, None, np.nan, 0.0).curve,
+                             plain.curve)
+  ruled = np.asarray(spectrum.correction(target, track, None, np.nan, 1.0).curve)
+  assert np.asarray(plain.curve)[np.abs(log2 - at[1]) <= 0.5].min() < -1.0
+  assert ruled[np.abs(log2 - at[1]) <= 0.5].min() >= -1e-5
+
+
 def test_audible_weight_follows_the_band_where_a_spectrum_has_energy():
   # A band-limited instrument: flat from 100 Hz to 4 kHz, falling 40 dB an octave outside.
   log_f = np.log2(jaxeq.FREQS)

@@ -92,8 +92,11 @@ def test_dataset_bank_takes_real_recordings_where_a_class_has_them(tmp_path, smo
   config.data_dir = str(smoke_dataset)
   bank = targets.train_and_evaluate(config, tmp_path / "run")
   recorded_classes = {c for c in jaxeq.CLASSES if recordings.recorded_sources(c, "train")}
-  recorded_classes |= set(targets.RECORDED_ONLY)  # voices and whole kits: real sound only
-  assert bank.classes == jaxeq.CLASSES and len(recorded_classes) == 26
+  # Voices and whole kits: real sound only; distorted guitar: four produced songs' guitar tracks.
+  recorded_classes |= set(targets.FROM_RECORDINGS)
+  assert bank.classes == jaxeq.CLASSES and len(recorded_classes) == 27
+  assert all(song in bank.provenance["sources"]["electric_guitar_distorted"]
+             for song in ("armygeddon", "chaos_god", "internal_degeneration", "mutilated_mime"))
   for name in bank.classes:
     assert bank.origin(name) == ("real recordings" if name in recorded_classes else "renders")
   loaded = TargetBank.load(tmp_path / "run" / "targets.npz")
@@ -157,6 +160,20 @@ def test_the_target_follows_the_register_the_track_plays_in(tmp_path):
   shipped = load_targets()
   np.testing.assert_array_equal(completed.target("cello", 150.0), shipped.target("cello", 150.0))
   assert len(shipped.register_hz("cello")) == 2
+
+
+def test_a_mostly_unpitched_class_follows_no_register():
+  """A distorted guitar's chords or a drum are mostly unpitched: the one reference YIN happened
+  to pitch must not become the target of every pitched track of the class."""
+  rng = np.random.default_rng(0)
+  spectra = rng.normal(0, 6, (8, 256)).astype(np.float32)
+  pitches = [90.0, np.nan, np.nan, np.nan, 200.0, 400.0, np.nan, 800.0]
+  bank = bank_from_spectra(["kick", "violin"], [0, 0, 0, 0, 1, 1, 1, 1], spectra, {},
+                           pitches_hz=pitches)
+  assert not bank.follows_register("kick") and bank.follows_register("violin")
+  np.testing.assert_array_equal(bank.target("kick", 90.0), bank.target("kick"))
+  assert len(bank.register_hz("kick")) == 0 and len(bank.register_hz("violin")) == 2
+  assert not np.allclose(bank.target("violin", 200.0), bank.target("violin"), atol=0.5)
 
 
 def test_a_bank_saved_before_registers_still_loads(tmp_path):
