@@ -23,87 +23,28 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxeq import exported
-from jaxeq.spectrum import MAX_WINDOWS, log_spectrogram_windows
+from jaxeq import exported, forward_store
+from jaxeq.spectrum import FREQS, MAX_WINDOWS, WINDOW_FRAMES, log_spectrogram_windows
 
 FORMAT = "jaxeq.classifier/1"  # a CNN (`Classifier`)
 FUSED_FORMAT = "jaxeq.classifier/2"  # backbones and a head (`FusedClassifier`)
 ASSET = Path(__file__).parent / "assets" / "classifier"
-# Spectrogram values more than this far below a window's loudest are treated as the floor:
-# padding and noise carry no information about the instrument.
-DYNAMIC_RANGE_DB = 80.0
+# The network's definition, in `jaxeq.classifier_network` (Flax, which a process reading the
+# exported networks never imports), answers here too: `from jaxeq.classifier import
+# InstrumentCNN` works as it always did.
+_NETWORK_NAMES = ("DYNAMIC_RANGE_DB", "normalise_windows", "audible_frames", "InstrumentCNN",
+                  "init_params")
 
 
-def normalise_windows(windows_db: jax.Array) -> jax.Array:
-  """dB windows `(..., frames, freqs)` → [0, 1] relative to each window's peak.
-
-  Relative to the peak, the classifier does not care about the track's level. The floor is 0,
-  the value the convolutions pad with, so padding around a short clip looks like the edge of
-  a window: where a clip sits in its window does not change what the network sees.
-  """
-  peak = jnp.max(windows_db, axis=(-2, -1), keepdims=True)
-  relative = jnp.maximum(windows_db - peak, -DYNAMIC_RANGE_DB)
-  return 1.0 + relative / DYNAMIC_RANGE_DB
-
-
-def audible_frames(normalised: jax.Array) -> jax.Array:
-  """`(..., frames)` bool: the frames of normalised windows that hold anything above the floor.
-
-  Zero padding (a clip shorter than a window) and digital silence sit exactly at the floor.
-  """
-  return jnp.max(normalised, axis=-1) > 0.0
-
-
-class InstrumentCNN(nn.Module):
-  """A strided stem, then max-pool → conv → GroupNorm → ReLU blocks, global pooling, Dense.
-
-  Pooling before each convolution keeps the cost (about 75 M multiply-adds a window) fit
-  for CPU training. GroupNorm rather than BatchNorm: the train state stays params-only and
-  predictions do not depend on the batch.
-  """
-  num_classes: int
-  stem_features: int = 16
-  features: Sequence[int] = (32, 64, 128, 128)
-  dropout: float = 0.3
-
-  @nn.compact
-  def __call__(self, windows_db: jax.Array, train: bool = False,
-               embedding: bool = False) -> jax.Array:
-    """The class logits, or with `embedding` the pooled features they are read from."""
-    x = normalise_windows(windows_db.astype(jnp.float32))
-    # Which frames hold audio, followed through every downsampling of the time axis. Features
-    # of the other frames are zeroed after every layer, as the convolutions pad the edges of a
-    # window: padding stays padding all the way up.
-    audible = audible_frames(x)[..., None, None].astype(jnp.float32)
-    x = nn.relu(nn.Conv(self.stem_features, (5, 5), strides=(2, 2))(x[..., None]))
-    audible = nn.max_pool(audible, (2, 1), strides=(2, 1), padding="SAME")
-    x = x * audible
-    for features in self.features:
-      x = nn.max_pool(x, (2, 2), strides=(2, 2))
-      audible = nn.max_pool(audible, (2, 1), strides=(2, 1))
-      x = nn.Conv(features, (3, 3))(x)
-      x = nn.GroupNorm(num_groups=8)(x, mask=jnp.broadcast_to(audible > 0, x.shape))
-      x = nn.relu(x) * audible
-    # Mean and max over time and frequency: sustained colour and salient events both count;
-    # only frames with audio count (a window with none at all falls back to every frame).
-    frames = jnp.maximum(jnp.sum(audible, axis=(-3, -2)), 1.0)
-    mean = jnp.sum(x, axis=(-3, -2)) / (frames * x.shape[-2])
-    peak = jnp.max(x, axis=(-3, -2))  # x >= 0 after the ReLU, 0 where there is no audio
-    x = jnp.concatenate([mean, peak], axis=-1)
-    if embedding:
-      return x
-    x = nn.Dropout(self.dropout, deterministic=not train)(x)
-    return nn.Dense(self.num_classes)(x)
-
-
-def init_params(model: InstrumentCNN, key: jax.Array, frames: int = 256, freqs: int = 256):
-  # Jitted: one compiled program instead of every initialiser's ops compiled one by one.
-  return jax.jit(model.init)(key, jnp.zeros((1, frames, freqs), jnp.float32))["params"]
+def __getattr__(name):
+  if name in _NETWORK_NAMES:
+    from jaxeq import classifier_network
+    return getattr(classifier_network, name)
+  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -167,24 +108,28 @@ class Backbones:
     self._musicnn = musicnn
     self.cnn = cnn
     self.taggers = {name: musicnn.load(name) for name in musicnn_models}
-    self._embed = jax.jit(lambda p, w: cnn.model.apply({"params": p}, w, embedding=True))
 
   def features(self, audio, sample_rate: int) -> dict[str, np.ndarray]:
-    windows = jnp.asarray(log_spectrogram_windows(audio, sample_rate, MAX_WINDOWS), jnp.float32)
-    embedding = np.asarray(self._embed(self.cnn.params, windows)).mean(0)
-    # The CNN's logits are its last Dense layer on that embedding (linear: the mean commutes),
-    # so the network runs once.
-    dense = self.cnn.params["Dense_0"]
-    out = {"cnn": embedding, "cnn_logits": embedding @ np.asarray(dense["kernel"])
-           + np.asarray(dense["bias"])}
+    # Every network is started before any result is read (JAX dispatches asynchronously):
+    # musicnn's front end is prepared on this thread while the CNN runs, and the networks
+    # may run side by side.
+    windows = np.asarray(log_spectrogram_windows(audio, sample_rate, MAX_WINDOWS), np.float32)
+    running = {"cnn": self.cnn.network(embedding=True).fn(self.cnn.params, windows)}
     if self.taggers:
       mels = self._musicnn.patches(self._musicnn.log_mel(
           self._musicnn.audio_at_16k(audio, sample_rate)))
       if len(mels) > MAX_PATCHES:  # chosen on the host: a gather on the device is 5 programs
         mels = np.asarray(mels)[np.linspace(0, len(mels) - 1, MAX_PATCHES).round().astype(int)]
-      for name, tagger in self.taggers.items():
-        outputs = self._musicnn.apply(tagger.variables, mels)
-        out.update({f"{name}/{key}": np.asarray(outputs[key]).mean(0) for key in MUSICNN_OUTPUTS})
+      running.update({name: tagger.network.fn(tagger.variables, mels)
+                      for name, tagger in self.taggers.items()})
+    embedding = np.asarray(running.pop("cnn")).mean(0)
+    # The CNN's logits are its last Dense layer on that embedding (linear: the mean commutes),
+    # so the network runs once.
+    dense = self.cnn.params["Dense_0"]
+    out = {"cnn": embedding, "cnn_logits": embedding @ np.asarray(dense["kernel"])
+           + np.asarray(dense["bias"])}
+    for name, outputs in running.items():
+      out.update({f"{name}/{key}": np.asarray(outputs[key]).mean(0) for key in MUSICNN_OUTPUTS})
     return out
 
 
@@ -204,13 +149,36 @@ class Classifier:
     self.classes = tuple(classes)
     self.temperature = float(temperature)
     self.model_kwargs = dict(model_kwargs or {})
-    self.model = InstrumentCNN(len(self.classes), **exported.hashable(self.model_kwargs))
     self.params = params
-    self._logits = jax.jit(lambda p, w: self.model.apply({"params": p}, w))
+    self._networks = {}
+
+  @property
+  def model(self):
+    """The `InstrumentCNN` (Flax, imported here)."""
+    from jaxeq.classifier_network import InstrumentCNN
+    return InstrumentCNN(len(self.classes), **exported.hashable(self.model_kwargs))
+
+  def network(self, embedding: bool = False) -> forward_store.Forward:
+    """The CNN's forward function on `(windows, 256, 256)` dB spectrograms, its logits or with
+    `embedding` its pooled features, and its parameters' shapes: traced once, or read from
+    the store of exported networks (`jaxeq.forward_store`)."""
+    if embedding not in self._networks:
+      def trace() -> forward_store.Forward:
+        from jaxeq.classifier_network import init_params
+        model = self.model
+        return forward_store.Forward(
+            jax.jit(lambda p, w: model.apply({"params": p}, w, embedding=embedding)),
+            jax.eval_shape(lambda: init_params(model, jax.random.key(0))))
+
+      config = {"classes": len(self.classes), "model_kwargs": self.model_kwargs,
+                "embedding": embedding}
+      self._networks[embedding] = forward_store.forward(
+          "classifier_cnn", config, trace, (WINDOW_FRAMES, len(FREQS)))
+    return self._networks[embedding]
 
   def window_logits(self, windows_db) -> np.ndarray:
     """`(windows, classes)` logits for `(windows, 256, 256)` dB spectrograms."""
-    return np.asarray(self._logits(self.params, jnp.asarray(windows_db, jnp.float32)))
+    return np.asarray(self.network().fn(self.params, np.asarray(windows_db, np.float32)))
 
   def clip_logits(self, windows_db, window_clip, num_clips: int, chunk: int = 64) -> np.ndarray:
     """`(clips, classes)` for many clips at once: each clip's window logits averaged.
@@ -290,12 +258,11 @@ def load_classifier(directory=None) -> Classifier | FusedClassifier:
   if config["format"] == FORMAT:
     classifier = Classifier(config["classes"], None, config["model_kwargs"],
                             config.get("temperature", 1.0))
-    like = jax.eval_shape(lambda: init_params(classifier.model, jax.random.key(0)))
-    classifier.params = exported.load_params(directory, like)
+    classifier.params = exported.load_params(directory, classifier.network().params_like)
     return classifier
   cnn = Classifier(config["cnn"]["classes"], None, config["cnn"]["model_kwargs"])
   width, classes = config["head_width"], len(config["classes"])
-  like = {"cnn": jax.eval_shape(lambda: init_params(cnn.model, jax.random.key(0))),
+  like = {"cnn": cnn.network(embedding=True).params_like,
           "head": {name: jax.ShapeDtypeStruct(shape, jnp.float32) for name, shape in
                    (("mean", (width,)), ("scale", (width,)), ("kernel", (width, classes)),
                     ("bias", (classes,)))}}

@@ -11,10 +11,10 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Mapping
 
 import jax
 import numpy as np
-from flax import traverse_util
 
 from jaxeq.atomic import write_text_atomically
 
@@ -51,9 +51,8 @@ def load_config(directory, expected_format: str | tuple[str, ...]) -> dict:
 def save_params(path, params) -> None:
   """`params` (a nested dict of arrays) as `.npz`, written atomically. A replicated global
   array (a multi-process job's) is read through this process's own copy."""
-  flat = {"/".join(key): np.asarray(value.addressable_data(0) if isinstance(value, jax.Array)
-                                    else value)
-          for key, value in traverse_util.flatten_dict(params).items()}
+  flat = {name: np.asarray(value.addressable_data(0) if isinstance(value, jax.Array) else value)
+          for name, value in flatten(params).items()}
   path = Path(path)
   handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
   try:
@@ -71,7 +70,7 @@ def load_params(directory, like):
   path = Path(directory) / PARAMS
   if not path.is_file():
     raise FileNotFoundError(f"{path}: no such file (not an exported jaxeq model)")
-  want = {"/".join(key): value for key, value in traverse_util.flatten_dict(like).items()}
+  want = flatten(like)
   with np.load(path, allow_pickle=False) as data:
     got = {key: data[key] for key in data.files}
   wrong = sorted(k for k in set(want) | set(got)
@@ -79,8 +78,28 @@ def load_params(directory, like):
   if wrong:
     raise ValueError(f"{path}: does not fit the model (missing, extra or misshapen: "
                      f"{', '.join(wrong[:3])})")
-  return traverse_util.unflatten_dict(
-      {tuple(k.split("/")): jax.numpy.asarray(v, want[k].dtype) for k, v in got.items()})
+  return unflatten({k: jax.numpy.asarray(v, want[k].dtype) for k, v in got.items()})
+
+
+def flatten(tree: Mapping, prefix: str = "") -> dict:
+  """A nested dict's leaves by their path, "Dense_0/kernel" (as `params.npz` names them)."""
+  flat = {}
+  for key, value in tree.items():
+    name = f"{prefix}{key}"
+    flat.update(flatten(value, name + "/") if isinstance(value, Mapping) else {name: value})
+  return flat
+
+
+def unflatten(flat: Mapping[str, object]) -> dict:
+  """`flatten`'s inverse: leaves by path → a nested dict."""
+  tree = {}
+  for name, value in flat.items():
+    *parents, leaf = name.split("/")
+    node = tree
+    for parent in parents:
+      node = node.setdefault(parent, {})
+    node[leaf] = value
+  return tree
 
 
 def hashable(model_kwargs: dict) -> dict:

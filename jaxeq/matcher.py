@@ -20,7 +20,7 @@ from typing import Protocol
 import jax
 import numpy as np
 
-from jaxeq import exported, matcher_networks
+from jaxeq import exported, forward_store
 from jaxeq.eq import EQ
 from jaxeq.layouts import Layout, Settings, get_layout
 from jaxeq.optimiser import RefinedMatcher
@@ -51,15 +51,39 @@ class Matcher:
     self.model_name = model_name
     self.layout = layout
     self.model_kwargs = exported.hashable(model_kwargs or {})
-    self.model = matcher_networks.make_model(model_name, layout.num_controls, **self.model_kwargs)
     self.params = params
     self._at_rate = {}
-    self._apply = jax.jit(lambda p, x: self.model.apply({"params": p}, zero_centre(x)))
+    self._network = None
+
+  @property
+  def model(self):
+    """The Flax network (`jaxeq.matcher_networks`, imported here: a process that reads it from
+    the store of exported networks never imports Flax)."""
+    from jaxeq import matcher_networks
+    return matcher_networks.make_model(self.model_name, self.layout.num_controls,
+                                       **self.model_kwargs)
+
+  @property
+  def network(self) -> forward_store.Forward:
+    """The network on zero-centred `(N, 256)` curves, and its parameters' shapes: traced once,
+    or read from the store of exported networks (`jaxeq.forward_store`)."""
+    if self._network is None:
+      def trace() -> forward_store.Forward:
+        from jaxeq import matcher_networks
+        model = self.model
+        return forward_store.Forward(
+            jax.jit(lambda p, x: model.apply({"params": p}, zero_centre(x))),
+            jax.eval_shape(lambda: matcher_networks.init_params(model, jax.random.PRNGKey(0),
+                                                                len(FREQS))))
+
+      config = {"model": self.model_name, "controls": self.layout.num_controls,
+                "model_kwargs": self.model_kwargs}
+      self._network = forward_store.forward("matcher", config, trace, (len(FREQS),))
+    return self._network
 
   def predict_unit(self, curves_db) -> jax.Array:
     """`(N, num_controls)` settings in [0, 1] for `(256,)` or `(N, 256)` dB curves."""
-    curves = _check_curves(curves_db)
-    return self._apply(self.params, curves)
+    return self.network.fn(self.params, _check_curves(curves_db))
 
   def predict_settings(self, curves_db) -> Settings:
     return self.layout.from_unit(self.predict_unit(curves_db))
@@ -115,9 +139,7 @@ def load_matcher(name: str = "cnn") -> Matcher:
   or a matcher directory."""
   directory, config = _matcher_config(name)
   matcher = Matcher(config["model"], get_layout(config["layout"]), None, config["model_kwargs"])
-  like = jax.eval_shape(lambda: matcher_networks.init_params(matcher.model, jax.random.PRNGKey(0),
-                                                             len(FREQS)))
-  matcher.params = exported.load_params(directory, like)
+  matcher.params = exported.load_params(directory, matcher.network.params_like)
   return matcher
 
 

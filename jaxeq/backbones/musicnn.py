@@ -24,13 +24,12 @@ import dataclasses
 import functools
 from pathlib import Path
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import soxr
-from flax import traverse_util
 
+from jaxeq import exported, forward_store
 from jaxeq.audio_io import check_audio
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "backbones"
@@ -140,69 +139,35 @@ def audio_at_16k(audio, sample_rate: int) -> np.ndarray:
 
 # --- the network -----------------------------------------------------------------------------
 
-class Musicnn(nn.Module):
-  """musicnn's `build_musicnn`: musically motivated front end, dense mid-end, pooled back end.
+# `Musicnn` and `apply` live in `musicnn_network` (Flax, which a process reading the exported
+# networks never imports) and answer here too.
+_NETWORK_NAMES = ("Musicnn", "apply")
 
-  Front end, on batch-normalised log-mel (the input's only normalisation is that learned
-  batch norm): two "timbral" convolutions 7 frames × 40 % and 70 % of the bands, and three
-  "temporal" ones of 128, 64 and 32 frames × 1 band, each max-pooled over all bands: 561
-  features a frame. Mid-end: three 1-D convolutions of 7 frames, the last two residual.
-  Back end: every frame's features (front end and mid-end, 753) max- and mean-pooled over
-  time, then a dense layer (the 200-d "penultimate" embedding, batch-normalised after its
-  ReLU, so it can be negative) and the tag logits. Any number of frames works; the model was
-  trained on 187.
-  """
-  num_tags: int = 50
-  timbral_features: int = 204  # int(1.6 · 128), musicnn's num_filt of 1.6
-  temporal_features: int = 51  # int(1.6 · 32)
-  midend_features: int = 64
-  backend_units: int = 200
 
-  @nn.compact
-  def __call__(self, log_mels: jax.Array) -> dict[str, jax.Array]:
-    """`(batch, frames, 96)` → logits, probabilities (sigmoid: tags are not exclusive),
-    penultimate `(batch, 200)` and the pooled mid-end features `(batch, 753)`."""
-    # tf.compat.v1.layers.batch_normalization's epsilon, not Flax's default.
-    norm = functools.partial(nn.BatchNorm, use_running_average=True, epsilon=1e-3)
-    x = norm(name="input_bn")(log_mels[..., None])
-    bands = x.shape[-2]
-    front = []
-    for label, fraction in (("74", 0.4), ("77", 0.7)):
-      # musicnn pads time only (zeros, after the batch norm): "same" in time, "valid" in bands.
-      conv = nn.Conv(self.timbral_features, (7, int(fraction * bands)),
-                     padding=((3, 3), (0, 0)), name=f"timbral_{label}")
-      front.append(jnp.max(norm(name=f"timbral_{label}_bn")(nn.relu(conv(x))), axis=-2))
-    for length in (128, 64, 32):
-      # TensorFlow's "same" for an even kernel: one frame more after than before.
-      conv = nn.Conv(self.temporal_features, (length, 1),
-                     padding=(((length - 1) // 2, length // 2), (0, 0)), name=f"temporal_{length}")
-      front.append(jnp.max(norm(name=f"temporal_{length}_bn")(nn.relu(conv(x))), axis=-2))
-    y = jnp.concatenate(front, axis=-1)
-    frames = [y]
-    for i in (1, 2, 3):
-      conv = nn.Conv(self.midend_features, (7,), padding=((3, 3),), name=f"midend_{i}")
-      z = norm(name=f"midend_{i}_bn")(nn.relu(conv(y)))
-      y = z if i == 1 else z + y
-      frames.append(y)
-    features = jnp.concatenate(frames, axis=-1)
-    max_pool = jnp.max(features, axis=-2)
-    mean_pool = jnp.mean(features, axis=-2)
-    # musicnn flattens (features, [max, mean]): the two interleave, feature by feature.
-    pooled = jnp.stack([max_pool, mean_pool], axis=-1).reshape(*max_pool.shape[:-1], -1)
-    pooled = norm(name="pool_bn")(pooled)
-    penultimate = norm(name="penultimate_bn")(
-        nn.relu(nn.Dense(self.backend_units, name="penultimate")(pooled)))
-    logits = nn.Dense(self.num_tags, name="tags")(penultimate)
-    return {"logits": logits, "probabilities": nn.sigmoid(logits), "penultimate": penultimate,
-            "mean_pool": mean_pool, "max_pool": max_pool}
+def __getattr__(name):
+  if name in _NETWORK_NAMES:
+    from jaxeq.backbones import musicnn_network
+    return getattr(musicnn_network, name)
+  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @functools.lru_cache(maxsize=None)
-def _variable_shapes() -> dict[tuple[str, ...], tuple[int, ...]]:
-  """`Musicnn`'s flattened variables → their shapes; traced once, however many models load."""
-  expected = traverse_util.flatten_dict(jax.eval_shape(lambda: Musicnn().init(
-      jax.random.key(0), jnp.zeros((1, PATCH_FRAMES, N_MELS), jnp.float32))))
-  return {key: value.shape for key, value in expected.items()}
+def network() -> forward_store.Forward:
+  """`apply` on `(batch, 187, 96)` patches and the shapes of `Musicnn`'s variables: traced
+  once however many models load, or read from the store of exported networks
+  (`jaxeq.forward_store`)."""
+  def trace() -> forward_store.Forward:
+    from jaxeq.backbones.musicnn_network import Musicnn, apply
+    return forward_store.Forward(apply, jax.eval_shape(lambda: Musicnn().init(
+        jax.random.key(0), jnp.zeros((1, PATCH_FRAMES, N_MELS), jnp.float32))))
+
+  return forward_store.forward("musicnn", {"num_tags": len(MSD_TAGS)}, trace,
+                               (PATCH_FRAMES, N_MELS))
+
+
+def _variable_shapes() -> dict[str, tuple[int, ...]]:
+  """`Musicnn`'s flattened variables → their shapes."""
+  return {key: value.shape for key, value in exported.flatten(network().params_like).items()}
 
 
 def load_variables(name: str = "msd", path=None) -> dict:
@@ -214,20 +179,14 @@ def load_variables(name: str = "msd", path=None) -> dict:
       raise ValueError(f"musicnn model {name!r}: expected one of {', '.join(MODELS)}")
     path = ASSETS / f"musicnn_{name}.npz"
   with np.load(path, allow_pickle=False) as data:
-    flat = {tuple(key.split("/")): np.asarray(data[key], np.float32) for key in data.files}
+    flat = {key: np.asarray(data[key], np.float32) for key in data.files}
   got = {key: value.shape for key, value in flat.items()}
   want = _variable_shapes()
   if got != want:
-    wrong = sorted("/".join(k) for k in set(got) | set(want) if got.get(k) != want.get(k))
+    wrong = sorted(k for k in set(got) | set(want) if got.get(k) != want.get(k))
     raise ValueError(f"{path}: not musicnn weights (missing, extra or misshapen: {wrong[:5]})")
   # device_put, not jnp.asarray: that compiles a copy program for each of the 17 shapes.
-  return traverse_util.unflatten_dict({key: jax.device_put(value) for key, value in flat.items()})
-
-
-@jax.jit
-def apply(variables: dict, log_mels: jax.Array) -> dict[str, jax.Array]:
-  """`Musicnn` on `(batch, frames, 96)` log-mel patches, jitted."""
-  return Musicnn(num_tags=variables["params"]["tags"]["bias"].shape[0]).apply(variables, log_mels)
+  return exported.unflatten({key: jax.device_put(value) for key, value in flat.items()})
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -237,12 +196,17 @@ class Tagger:
   tags: tuple[str, ...]
   variables: dict
 
+  @property
+  def network(self) -> forward_store.Forward:
+    return network()
+
   def __call__(self, audio, sample_rate: int, hop: int = PATCH_FRAMES,
                batch: int = 64) -> dict[str, np.ndarray]:
     """`apply`'s outputs, one row per 3 s patch (every `hop` frames of 16 ms), for audio
     shaped as soundfile gives it at any rate. Batches of `batch` patches bound the memory."""
     windows = patches(log_mel(audio_at_16k(audio, sample_rate)), hop)
-    outputs = [apply(self.variables, windows[i:i + batch]) for i in range(0, len(windows), batch)]
+    outputs = [self.network.fn(self.variables, windows[i:i + batch])
+               for i in range(0, len(windows), batch)]
     return {key: np.concatenate([np.asarray(o[key]) for o in outputs]) for key in outputs[0]}
 
 
