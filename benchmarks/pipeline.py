@@ -50,7 +50,7 @@ def three_minute_track(data_dir: Path) -> np.ndarray:
 def stages(path: Path, repeats: int) -> dict[str, tuple[float, float]]:
   """Each step of processing the track at `path` once, warm and in this process, one after
   another: `(wall, CPU)` seconds, medians of `repeats`."""
-  from jaxeq import cli, filtering, loudness, spectrum
+  from jaxeq import cli, filtering, loudness, pitch, spectrum
   from jaxeq.audio_io import read_audio
   auto = jaxeq.AutoEQ.from_pretrained()
   stored = read_audio(path)
@@ -59,9 +59,11 @@ def stages(path: Path, repeats: int) -> dict[str, tuple[float, float]]:
   processed = filtering.apply_eq(audio, rate, analysis.eq)
   weighted = filtering.filter_channels(processed, rate, loudness.K_WEIGHTING)
   board, planar = pedalboard_eq(analysis.eq), np.ascontiguousarray(audio.T)
+  mono = spectrum.analysis_signal(audio, rate)
   steps = {
       "loading (24-bit WAV)": lambda: read_audio(path),
       "long-term spectrum and noise floor": lambda: spectrum.spectrum_and_noise_floor(audio, rate),
+      "the pitch (YIN over the loud frames)": lambda: pitch.median_pitch_hz(mono),
       "classifier windows": lambda: spectrum.log_spectrogram_windows(audio, rate, MAX_WINDOWS),
       "the classifier (its backbones' windows and patches, the head)":
           lambda: auto.classifier.predict(audio, rate),

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib
 import json
 import os
 import shutil
 import sys
+import threading
 import warnings
 from pathlib import Path
 from typing import Callable
@@ -218,6 +220,7 @@ def process_command(args) -> int:
     return 2
   suffixes = (("", ".eq.json", ".analysis.json") + tuple(EXPORTS[name][0] for name in exports)
               + (".png",) * args.plot)
+  _import_in_background(PLOTTING)
   done = []
   code = run_tracks(args.inputs, "process", functools.partial(_process_work, args, reference, bank),
                      Path(args.out), suffixes, args.skip_existing, args.workers, done)
@@ -225,6 +228,21 @@ def process_command(args) -> int:
 
 
 SUMMARY = "jaxeq_summary.png"
+# What drawing the summary imports (matplotlib: about 0.5 s), loaded on another thread while
+# this one waits on the networks, the filters and the files, which release the GIL. Packages
+# apart from those the tracks import, so that neither thread waits on the other's imports.
+PLOTTING = ("matplotlib.figure", "matplotlib.backends.backend_agg")
+
+
+def _import_in_background(modules: tuple[str, ...]) -> None:
+  def load() -> None:
+    for name in modules:
+      try:
+        importlib.import_module(name)
+      except ImportError:  # reported where the module is needed
+        return
+
+  threading.Thread(target=load, name="jaxeq-imports").start()
 
 
 def _heard(saved: dict) -> str:

@@ -1,23 +1,28 @@
-"""The pictures jaxeq draws, as PNG files (matplotlib, no display needed)."""
+"""The pictures jaxeq draws, as PNG files (matplotlib, no display needed).
+
+Figures are made with `matplotlib.figure.Figure` and drawn by Agg when saved, not through
+`pyplot` (slower to import, and a registry of open figures a PNG writer does not need).
+"""
 
 from __future__ import annotations
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from jaxeq.atomic import atomic_path
+from jaxeq.spectrum import FLOOR_DB, FREQS, SAMPLE_RATE, zero_centre
+from jaxeq.targets import REAL_RECORDINGS, REFERENCE_TRACKS, RENDERS, SHIPPED_FALLBACK
 
-from jaxeq.atomic import atomic_path  # noqa: E402
-from jaxeq.spectrum import FLOOR_DB, FREQS, SAMPLE_RATE, zero_centre  # noqa: E402
-from jaxeq.targets import (REAL_RECORDINGS, REFERENCE_TRACKS, RENDERS,  # noqa: E402
-                           SHIPPED_FALLBACK)
+
+def _subplots(*grid, figsize, **kwargs):
+  """`(figure, axes)`, as `pyplot.subplots` makes them."""
+  fig = Figure(figsize=figsize)
+  return fig, fig.subplots(*grid, **kwargs)
 
 
 def _save(fig, path) -> None:
   with atomic_path(path, suffix=".png") as tmp:
     fig.savefig(tmp, dpi=110)
-  plt.close(fig)
 
 
 def _freq_axis(ax) -> None:
@@ -36,7 +41,7 @@ def plot_targets(bank, path, columns: int = 5) -> None:
   class's mean, and where it keeps references with pitches, its targets at the low and high
   end of their register (dashed, dotted), with the register and the references' count."""
   rows = -(-len(bank.classes) // columns)
-  fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.3 * rows), sharex=True,
+  fig, axes = _subplots(rows, columns, figsize=(3.2 * columns, 2.3 * rows), sharex=True,
                            sharey=True, squeeze=False)
   for ax in axes.flat[len(bank.classes):]:
     ax.axis("off")
@@ -71,7 +76,7 @@ def plot_analysis(analysis, path, title: str = "") -> None:
   the frequencies outside the audible band (not corrected) shaded, the instrument in the title."""
   eq_curve = analysis.eq.response_db(FREQS, SAMPLE_RATE)
   spectrum = np.asarray(zero_centre(analysis.spectrum))
-  fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6.5), sharex=True)
+  fig, (top, bottom) = _subplots(2, 1, figsize=(9, 6.5), sharex=True)
   if analysis.instrument is None:
     label = "reference"
   else:
@@ -110,7 +115,7 @@ def plot_summary(entries, path, title: str = "", columns: int = 4) -> None:
   The panels share their axes, so the tracks' corrections compare at a glance."""
   columns = max(1, min(columns, len(entries)))
   rows = -(-len(entries) // columns)
-  fig, axes = plt.subplots(rows, columns, figsize=(3.4 * columns, 2.3 * rows + 0.6), sharex=True,
+  fig, axes = _subplots(rows, columns, figsize=(3.4 * columns, 2.3 * rows + 0.6), sharex=True,
                            sharey=True, squeeze=False)
   for ax in axes.flat[len(entries):]:
     ax.axis("off")
@@ -135,7 +140,7 @@ def plot_confusion(confusion: np.ndarray, classes, path, title: str = "") -> Non
   """A confusion matrix (rows: true class, columns: predicted), normalised per row."""
   counts = np.asarray(confusion, np.float64)
   rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-  fig, ax = plt.subplots(figsize=(11, 10))
+  fig, ax = _subplots(figsize=(11, 10))
   image = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
   ax.set_xticks(range(len(classes)), classes, rotation=90, fontsize=7)
   ax.set_yticks(range(len(classes)), classes, fontsize=7)
@@ -153,7 +158,7 @@ def plot_confusion(confusion: np.ndarray, classes, path, title: str = "") -> Non
 def plot_mae_bars(mae_db: dict, path, title: str = "") -> None:
   """Mean response MAE (dB) per method, as horizontal bars."""
   names, values = list(mae_db), [mae_db[n] for n in mae_db]
-  fig, ax = plt.subplots(figsize=(8, 0.5 * len(names) + 1.5))
+  fig, ax = _subplots(figsize=(8, 0.5 * len(names) + 1.5))
   bars = ax.barh(range(len(names)), values, color=[f"C{i}" for i in range(len(names))])
   ax.set_yticks(range(len(names)), names)
   ax.invert_yaxis()
@@ -168,7 +173,7 @@ def plot_mae_bars(mae_db: dict, path, title: str = "") -> None:
 def plot_gain_histogram(abs_gains_db, limit_db: float, path, title: str = "") -> None:
   """How large the EQs' band gains are: a histogram of |gain|, the median and the limit marked."""
   gains = np.asarray(abs_gains_db)
-  fig, ax = plt.subplots(figsize=(7, 3.5))
+  fig, ax = _subplots(figsize=(7, 3.5))
   ax.hist(gains, bins=np.linspace(0, limit_db, 25), color="C0")
   median = float(np.median(gains))
   ax.axvline(median, color="C3", lw=1.5, label=f"median {median:.1f} dB")
@@ -186,7 +191,7 @@ def plot_curve_matches(curves, responses: dict, titles, path, columns: int = 3) 
   """Target curves (solid) and each method's EQ response (dashed), one panel per curve."""
   curves = np.asarray(curves)
   rows = -(-len(curves) // columns)
-  fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3 * rows), sharex=True,
+  fig, axes = _subplots(rows, columns, figsize=(4.2 * columns, 3 * rows), sharex=True,
                            sharey=True, squeeze=False)
   for ax in axes.flat[len(curves):]:
     ax.axis("off")
