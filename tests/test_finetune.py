@@ -226,3 +226,47 @@ def test_the_loss_is_the_paper_mae_plus_the_quiet_boost_rule_and_no_gain_penalty
                                      quiet=quiet)
   fitted = layout.response_db(layout.from_unit(unit), jaxeq.FREQS, jaxeq.SAMPLE_RATE)
   assert float(losses.quiet_boost_excess(fitted, quiet)[0]) < 0.5
+
+
+def test_the_applied_loss_sees_the_eq_as_autoeq_applies_it():
+  # `applied_response` is `limit_quiet_boosts` in JAX: the same response where the boosts are
+  # scaled down, and a gradient that sees that boosting into the quiet band is scaled away.
+  matcher = jaxeq.load_matcher("cnn")
+  layout = matcher.layout
+  spectrum = np.where(jaxeq.FREQS < 8000, 0.0, -60.0).astype(np.float32)[None].repeat(2, 0)
+  quiet = np.asarray(spectrum_lib.quiet_band(spectrum))
+  settings = layout.from_unit(jnp.full((2, layout.num_controls), 0.5))
+  gains = np.array([[6.0, -4.0, 2.0, 10.0], [3.0, -2.0, 1.0, -5.0]], np.float32)
+  freqs = np.asarray(settings.freq_hz).copy()
+  freqs[:, -1] = 4000.0
+  settings = settings._replace(gain_db=jnp.asarray(gains), freq_hz=jnp.asarray(freqs))
+  unit = layout.to_unit(settings)
+  curves = finetune.Curves(spectrum, spectrum - 100, spectrum, np.ones_like(spectrum),
+                           np.zeros_like(spectrum), quiet, *[np.zeros(2, np.int32)] * 2)
+  expected = finetune.eq_responses(layout, unit, curves, applied=True)
+  got = np.asarray(finetune.applied_response(layout, layout.from_unit(unit), quiet))
+  np.testing.assert_allclose(got, expected, atol=1e-3)
+  # The first EQ breaks the rule and is scaled; the second keeps it and is left as it is.
+  predicted = finetune.eq_responses(layout, unit, curves)
+  assert np.abs(got[0] - predicted[0]).max() > 1.0
+  np.testing.assert_allclose(got[1], predicted[1], atol=1e-4)
+  # Its gradient is the finite difference of the applied response (the scale moves too).
+  def loss(u):
+    return jnp.mean(finetune.applied_response(layout, layout.from_unit(u), quiet) ** 2)
+
+  grad = np.asarray(jax.grad(loss)(unit))
+  assert np.all(np.isfinite(grad))
+  for j in range(layout.num_controls):
+    step = np.zeros_like(np.asarray(unit))
+    step[0, j] = 1e-2  # float32: a smaller step is mostly rounding
+    numeric = (loss(unit + step) - loss(unit - step)) / 2e-2
+    np.testing.assert_allclose(grad[0, j], numeric, rtol=0.02, atol=5e-3)
+  # The loss counts it with `applied_weight`, and says so in its metrics.
+  batch = {"spectrum": spectrum - 20, "noise_floor": spectrum - 120,
+           "target": np.zeros_like(spectrum), "own_spectrum": np.zeros(2, bool)}
+  key = jax.random.PRNGKey(0)
+  plain, metrics = finetune.make_loss_fn(matcher, 6.0)(matcher.params, batch, key)
+  both, with_term = finetune.make_loss_fn(matcher, 6.0, applied_weight=2.0)(matcher.params,
+                                                                          batch, key)
+  assert "applied_mae_db" not in metrics
+  np.testing.assert_allclose(both, plain + 2.0 * with_term["applied_mae_db"], rtol=1e-5)
