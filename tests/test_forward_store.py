@@ -16,8 +16,6 @@ from jaxeq.classifier import Classifier, InstrumentCNN, init_params
 from jaxeq.matcher import load_matcher
 from jaxeq.spectrum import zero_centre
 
-# Writing an entry serialises it with flatbuffers (reading it back too).
-pytest.importorskip("flatbuffers")
 
 SMALL = {"stem_features": 8, "features": (8, 8)}
 
