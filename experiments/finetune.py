@@ -8,9 +8,10 @@
 
 Curves are built exactly as at inference, by the one function inference uses
 (`jaxeq.spectrum.correction`): every clip's long-term spectrum and noise floor, the
-classifier's probabilities, the target they blend (`TargetBank.blend`), and their difference
-over the band where both carry energy and the track stands out of its noise (0 elsewhere: a
-flat EQ asked). The MAE is the paper's, the mean |D − R| over the whole curve, and the
+classifier's probabilities, the target they blend (`TargetBank.blend`) at the clip's pitch, and
+their difference over the band where both carry energy and the track stands out of its noise
+(0 elsewhere: a flat EQ asked), with no cut at a drum's or bass's fundamental as far as those
+classes make the target. The MAE is the paper's, the mean |D − R| over the whole curve, and the
 matcher's only job is to match the curve. Training clips teach, validation clips choose
 the checkpoint, and the held-out curves of the `test` split's real recordings (held out from
 training) score MLP and CNN before and after fine-tuning against the per-curve optimiser
@@ -41,7 +42,7 @@ from experiments import launch
 from jaxeq import losses, optimiser, plots
 from jaxeq.atomic import write_text_atomically
 from jaxeq.autoeq import limit_quiet_boosts
-from jaxeq.classes import CLASSES
+from jaxeq.classes import CLASSES, KEEPS_FUNDAMENTAL
 from jaxeq.classifier import load_classifier, softmax
 from jaxeq.matcher import Matcher, load_matcher
 from jaxeq.pitch import median_pitch_hz
@@ -134,6 +135,8 @@ class Curves:
   quiet: np.ndarray  # (clips, 256) correction(targets, spectra, noise_floors).quiet
   predicted: np.ndarray  # (clips,) class index the classifier chose
   labels: np.ndarray  # (clips,) true class index
+  pitches: np.ndarray  # (clips,) each clip's pitch (Hz; NaN for an unpitched one)
+  keep: np.ndarray  # (clips,) how much of its target is a drum's or a bass's: its fundamental kept
 
   def subset(self, mask: np.ndarray) -> "Curves":
     return Curves(*(getattr(self, f.name)[mask] for f in dataclasses.fields(self)))
@@ -142,7 +145,8 @@ class Curves:
 def real_curves(split: dataset.Split, classifier, bank, data_dir) -> Curves:
   """A split's difference curves as `jaxeq process` makes them: each clip's audio classified
   and its pitch read, its target blended from the classifier's answer at that pitch, the
-  correction with its noise floor."""
+  correction with its noise floor and, as far as drums and basses make the target, its
+  fundamental kept."""
   logits, pitches = [], []
   for row in split.rows:
     signal = analysis_signal(*sf.read(Path(data_dir) / row["path"], dtype="float32"))
@@ -150,12 +154,16 @@ def real_curves(split: dataset.Split, classifier, bank, data_dir) -> Curves:
     pitches.append(median_pitch_hz(signal))
   logits = np.stack(logits)
   probabilities = softmax(logits, classifier.temperature)
-  targets = np.stack([bank.blend(dict(zip(classifier.classes, p)), pitch_hz=pitch)[0]
-                      for p, pitch in zip(probabilities, pitches)])
-  curves, weights, quiet = map(np.asarray,
-                               correction(targets, split.spectra, split.noise_floors))
+  blends = [bank.blend(dict(zip(classifier.classes, p)), pitch_hz=pitch)
+             for p, pitch in zip(probabilities, pitches)]
+  targets = np.stack([target for target, _ in blends])
+  keep = np.array([sum(share for name, share in mix.items() if name in KEEPS_FUNDAMENTAL)
+                   for _, mix in blends], np.float32)
+  pitches = np.array(pitches, np.float32)
+  curves, weights, quiet = map(np.asarray, correction(targets, split.spectra, split.noise_floors,
+                                                      pitches, keep))
   return Curves(split.spectra, split.noise_floors, targets, weights, curves, quiet,
-                logits.argmax(axis=1), split.labels)
+                logits.argmax(axis=1), split.labels, pitches, keep)
 
 
 class SpectrumTargetStream:
@@ -165,12 +173,15 @@ class SpectrumTargetStream:
   take their own spectrum, as the loss colours it, for a target."""
 
   def __init__(self, data: Curves, bank_curves: np.ndarray, batch_size: int, seed: int,
-               other_target_probability: float = 0.0, own_spectrum_probability: float = 0.0):
+               other_target_probability: float = 0.0, own_spectrum_probability: float = 0.0,
+               bank_keep: np.ndarray | None = None):
     for name, probability in [("other_target_probability", other_target_probability),
                               ("own_spectrum_probability", own_spectrum_probability)]:
       if not 0.0 <= probability <= 1.0:
         raise ValueError(f"{name}={probability!r}: expected a probability, 0 to 1")
     self.data, self.bank_curves = data, bank_curves
+    # How far each bank curve keeps a track's fundamental (its class is a drum's or a bass's).
+    self.bank_keep = np.zeros(len(bank_curves), np.float32) if bank_keep is None else bank_keep
     self.shuffle = trainer.EpochShuffle(len(data.curves), batch_size, seed)
     self.steps_per_epoch = self.shuffle.steps_per_epoch
     self.seed, self.other_target_probability = seed, other_target_probability
@@ -178,7 +189,7 @@ class SpectrumTargetStream:
 
   def __call__(self, step: int) -> dict:
     ids = self.shuffle(step)
-    target = self.data.targets[ids]  # fancy indexing: already a copy
+    target, keep = self.data.targets[ids], self.data.keep[ids]  # fancy indexing: copies
     rng = np.random.default_rng([self.seed, step])  # a function of the step: resumable
     if self.other_target_probability > 0:
       other = rng.random(len(ids)) < self.other_target_probability
@@ -188,9 +199,12 @@ class SpectrumTargetStream:
       clip_rows = rng.integers(len(self.data.spectra), size=from_clip.sum())
       target[from_bank] = self.bank_curves[bank_rows]
       target[from_clip] = self.data.spectra[clip_rows]
+      keep[from_bank] = self.bank_keep[bank_rows]
+      keep[from_clip] = 0.0  # another track's spectrum is a reference: matched as it is
     own_spectrum = rng.random(len(ids)) < self.own_spectrum_probability
     return {"spectrum": self.data.spectra[ids], "noise_floor": self.data.noise_floors[ids],
-            "target": target, "own_spectrum": own_spectrum}
+            "target": target, "own_spectrum": own_spectrum,
+            "pitch": self.data.pitches[ids], "keep": keep}
 
 
 def applied_response(layout, settings, quiet, iterations: int = 16) -> jax.Array:
@@ -233,8 +247,8 @@ def make_loss_fn(matcher: Matcher, colouration_db: float, consistency_weight: fl
     colour = colour._replace(gain_db=colour.gain_db * (colouration_db / 12.0))
     return layout.response_db(colour, FREQS, SAMPLE_RATE)
 
-  def predict(params, target, spectrum, floor):
-    fix = correction(target, spectrum, floor)
+  def predict(params, target, spectrum, floor, pitch, keep):
+    fix = correction(target, spectrum, floor, pitch, keep)
     return model.apply({"params": params}, fix.curve), fix
 
   def loss_fn(params, batch, rng):
@@ -244,7 +258,7 @@ def make_loss_fn(matcher: Matcher, colouration_db: float, consistency_weight: fl
     colour = colouration(first, n)
     spectrum, floor = batch["spectrum"] + colour, batch["noise_floor"] + colour
     target = jnp.where(batch["own_spectrum"][:, None], spectrum, batch["target"])
-    unit, fix = predict(params, target, spectrum, floor)
+    unit, fix = predict(params, target, spectrum, floor, batch["pitch"], batch["keep"])
     settings = layout.from_unit(unit)
     response = layout.response_db(settings, FREQS, SAMPLE_RATE)
     metrics = {"mae_db": jnp.mean(losses.correction_mae(response, fix.curve)),
@@ -258,7 +272,8 @@ def make_loss_fn(matcher: Matcher, colouration_db: float, consistency_weight: fl
       loss = loss + applied_weight * metrics["applied_mae_db"]
     if consistency_weight:
       extra = colouration(second, n)
-      recoloured, _ = predict(params, target, spectrum + extra, floor + extra)
+      recoloured, _ = predict(params, target, spectrum + extra, floor + extra, batch["pitch"],
+                              batch["keep"])
       # The second EQ should be the first minus the extra colouration, over the audible band.
       metrics["consistency_db"] = jnp.mean(
           losses.response_mae(layout, recoloured, response - extra, fix.weight))
@@ -288,10 +303,12 @@ def mae(layout, unit, curves: Curves, applied: bool = False) -> np.ndarray:
 
 
 def finetune(config, workdir: Path, name: str, base: Matcher, train: Curves, val: Curves,
-             bank_curves: np.ndarray) -> Matcher:
-  """The base matcher fine-tuned on `train` (resuming from `workdir`), best by validation."""
+             bank_curves: np.ndarray, bank_keep: np.ndarray | None = None) -> Matcher:
+  """The base matcher fine-tuned on `train` (resuming from `workdir`), best by validation;
+  `bank_keep` says how far each of `bank_curves` keeps a track's fundamental."""
   stream = SpectrumTargetStream(train, bank_curves, config.batch_size, config.seed,
-                                config.other_target_probability, config.own_spectrum_probability)
+                                config.other_target_probability, config.own_spectrum_probability,
+                                bank_keep)
   config = config.copy_and_resolve_references()
   with config.unlocked():
     config.num_steps = config.num_epochs * stream.steps_per_epoch
@@ -327,7 +344,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
   splits = {name: real_curves(split, classifier, bank, data_dir) for name, split in data.items()}
   base = {name: load_matcher(config.base[name]) for name in MODELS}
   tuned = {name: finetune(config, workdir / name, name, base[name], splits["train"],
-                          splits["validation"], bank.curves) for name in MODELS}
+                          splits["validation"], bank.curves,
+                          np.isin(bank.classes, sorted(KEEPS_FUNDAMENTAL)).astype(np.float32))
+           for name in MODELS}
   # Scored on the real recordings held out from training (those of a dataset without any:
   # on the whole test split).
   recorded = data["test"].recorded

@@ -69,7 +69,8 @@ def test_fine_tuning_starts_from_the_shipped_matchers_and_keeps_the_best(tmp_pat
     fix = spectrum_lib.correction(targets, spectra, spectra - 60)
     labels = np.zeros(n, np.int32)
     return finetune.Curves(spectra, spectra - 60, targets, np.asarray(fix.weight),
-                           np.asarray(fix.curve), np.asarray(fix.quiet), labels, labels)
+                           np.asarray(fix.curve), np.asarray(fix.quiet), labels, labels,
+                           np.full(n, np.nan), np.zeros(n))
 
   train, val = curves(32), curves(8)
   tuned = finetune.finetune(smoke, tmp_path / "cnn", "cnn", base, train, val,
@@ -93,10 +94,12 @@ def test_a_share_of_training_clips_is_paired_with_another_target():
   own = rng.normal(0, 6, (200, 256)).astype(np.float32)
   bank = rng.normal(0, 6, (35, 256)).astype(np.float32)
   labels = np.zeros(200, np.int32)
+  keep = (np.arange(200) % 2).astype(np.float32)  # every other clip a drum's or a bass's
   data = finetune.Curves(spectra, spectra - 60, own, np.ones_like(own), own,
-                         np.zeros_like(own, bool), labels, labels)
+                         np.zeros_like(own, bool), labels, labels, np.full(200, 80.0), keep)
+  bank_keep = (np.arange(35) < 5).astype(np.float32)
   stream = finetune.SpectrumTargetStream(data, bank, batch_size=100, seed=3,
-                                         other_target_probability=0.5)
+                                         other_target_probability=0.5, bank_keep=bank_keep)
   batch = stream(7)
   np.testing.assert_array_equal(batch["target"], stream(7)["target"])  # a function of the step
 
@@ -108,6 +111,13 @@ def test_a_share_of_training_clips_is_paired_with_another_target():
   from_clip = found_in(batch["target"], spectra)
   assert np.all(mine | from_bank | from_clip)
   assert 0.3 < np.mean(~mine) < 0.7 and from_bank.any() and from_clip.any()
+  # Its fundamental is kept as its target's class says: its own, the bank class's, and never
+  # for another track's spectrum (a reference is matched as it is).
+  ids = [int(np.flatnonzero((own == row).all(-1))[0]) for row in batch["target"][mine]]
+  np.testing.assert_array_equal(batch["keep"][mine], keep[ids])
+  rows = [int(np.flatnonzero((bank == row).all(-1))[0]) for row in batch["target"][from_bank]]
+  np.testing.assert_array_equal(batch["keep"][from_bank], bank_keep[rows])
+  assert np.all(batch["keep"][from_clip] == 0) and np.all(batch["pitch"] == 80.0)
   # Every spectrum keeps its own target unless it was paired with another.
   unchanged = finetune.SpectrumTargetStream(data, bank, batch_size=100, seed=3)(7)
   np.testing.assert_array_equal(batch["spectrum"], unchanged["spectrum"])
@@ -125,7 +135,7 @@ def test_a_clip_marked_own_spectrum_is_trained_on_a_zero_difference():
   matcher = jaxeq.load_matcher("cnn")
   rng = np.random.default_rng(2)
   data = finetune.Curves(*[rng.normal(0, 6, (200, 256)).astype(np.float32)] * 6,
-                         *[np.zeros(200, np.int32)] * 2)
+                         *[np.zeros(200, np.int32)] * 2, np.full(200, np.nan), np.zeros(200))
   marked = finetune.SpectrumTargetStream(data, data.spectra, batch_size=100, seed=3,
                                          own_spectrum_probability=0.2)(5)["own_spectrum"]
   assert 0.1 < marked.mean() < 0.3
@@ -137,8 +147,8 @@ def test_a_clip_marked_own_spectrum_is_trained_on_a_zero_difference():
 
   def loss(target, own_spectrum):
     return loss_fn(matcher.params, {"spectrum": spectrum, "noise_floor": spectrum - 50,
-                                    "target": target,
-                                    "own_spectrum": np.full(4, own_spectrum)}, key)[0]
+                                    "target": target, "own_spectrum": np.full(4, own_spectrum),
+                                    "pitch": np.full(4, np.nan), "keep": np.zeros(4)}, key)[0]
 
   first, second = rng.normal(0, 6, (2, 4, 256)).astype(np.float32)
   np.testing.assert_allclose(loss(first, True), loss(second, True), rtol=1e-6)
@@ -151,7 +161,7 @@ def test_consistency_term_counts_how_far_an_eq_is_from_undoing_a_colouration():
   spectrum = rng.normal(0, 4, (8, 256)).astype(np.float32) - 20
   batch = {"spectrum": spectrum, "noise_floor": spectrum - 50,
            "target": rng.normal(0, 4, (8, 256)).astype(np.float32),
-           "own_spectrum": np.zeros(8, bool)}
+           "own_spectrum": np.zeros(8, bool), "pitch": np.full(8, np.nan), "keep": np.zeros(8)}
   key = jax.random.PRNGKey(0)
   plain = finetune.make_loss_fn(matcher, 6.0)
   consistent = finetune.make_loss_fn(matcher, 6.0, consistency_weight=1.0)
@@ -171,9 +181,9 @@ def test_fine_tuning_builds_its_curves_with_the_function_inference_uses(monkeypa
   # noise floor, coloured as the track is, and so does AutoEQ (tests/test_autoeq.py).
   calls = []
 
-  def spy(target, track, floor=None):
-    calls.append(floor is not None)
-    return spectrum_lib.correction(target, track, floor)
+  def spy(target, track, floor=None, pitch=None, keep=0.0):
+    calls.append((floor is not None, pitch is not None, keep is batch["keep"]))
+    return spectrum_lib.correction(target, track, floor, pitch, keep)
 
   monkeypatch.setattr(finetune, "correction", spy)
   matcher = jaxeq.load_matcher("cnn")
@@ -181,10 +191,12 @@ def test_fine_tuning_builds_its_curves_with_the_function_inference_uses(monkeypa
   track = rng.normal(0, 4, (4, 256)).astype(np.float32) - 20
   batch = {"spectrum": track, "noise_floor": track - 8.0,
            "target": rng.normal(0, 4, (4, 256)).astype(np.float32),
-           "own_spectrum": np.zeros(4, bool)}
+           "own_spectrum": np.zeros(4, bool), "pitch": np.full(4, 60.0),
+           "keep": np.ones(4, np.float32)}
   finetune.make_loss_fn(matcher, 6.0, consistency_weight=1.0)(matcher.params, batch,
                                                                 jax.random.PRNGKey(0))
-  assert calls == [True, True]  # the curve and the re-coloured curve, each with its floor
+  # The curve and the re-coloured curve, each with its floor, its pitch and the rule's share.
+  assert calls == [(True, True, True)] * 2
   # A track standing only 8 dB out of its noise is mostly noise: nothing is asked there.
   fix = spectrum_lib.correction(batch["target"], track, track - 4.0)
   assert np.all(np.asarray(fix.curve) == 0) and np.all(np.asarray(fix.quiet))
@@ -217,7 +229,8 @@ def test_the_loss_is_the_paper_mae_plus_the_quiet_boost_rule_and_no_gain_penalty
   # Asked for the shelf, the EQ matches it, but not as AutoEQ applies it (boost scaled down),
   # and the objective says so.
   curves = finetune.Curves(spectrum, spectrum - 100, spectrum, np.ones_like(spectrum),
-                           np.asarray(response), quiet, *[np.zeros(1, np.int32)] * 2)
+                           np.asarray(response), quiet, *[np.zeros(1, np.int32)] * 2,
+                           np.full(1, np.nan), np.zeros(1))
   assert float(finetune.mae(layout, layout.to_unit(shelf), curves)[0]) < 0.05
   assert float(finetune.mae(layout, layout.to_unit(shelf), curves, applied=True)[0]) > 1.0
   np.testing.assert_allclose(losses.correction_error(response, response, quiet), [7.0], atol=0.3)
@@ -242,7 +255,8 @@ def test_the_applied_loss_sees_the_eq_as_autoeq_applies_it():
   settings = settings._replace(gain_db=jnp.asarray(gains), freq_hz=jnp.asarray(freqs))
   unit = layout.to_unit(settings)
   curves = finetune.Curves(spectrum, spectrum - 100, spectrum, np.ones_like(spectrum),
-                           np.zeros_like(spectrum), quiet, *[np.zeros(2, np.int32)] * 2)
+                           np.zeros_like(spectrum), quiet, *[np.zeros(2, np.int32)] * 2,
+                           np.full(2, np.nan), np.zeros(2))
   expected = finetune.eq_responses(layout, unit, curves, applied=True)
   got = np.asarray(finetune.applied_response(layout, layout.from_unit(unit), quiet))
   np.testing.assert_allclose(got, expected, atol=1e-3)
@@ -263,7 +277,8 @@ def test_the_applied_loss_sees_the_eq_as_autoeq_applies_it():
     np.testing.assert_allclose(grad[0, j], numeric, rtol=0.02, atol=5e-3)
   # The loss counts it with `applied_weight`, and says so in its metrics.
   batch = {"spectrum": spectrum - 20, "noise_floor": spectrum - 120,
-           "target": np.zeros_like(spectrum), "own_spectrum": np.zeros(2, bool)}
+           "target": np.zeros_like(spectrum), "own_spectrum": np.zeros(2, bool),
+           "pitch": np.full(2, np.nan), "keep": np.zeros(2)}
   key = jax.random.PRNGKey(0)
   plain, metrics = finetune.make_loss_fn(matcher, 6.0)(matcher.params, batch, key)
   both, with_term = finetune.make_loss_fn(matcher, 6.0, applied_weight=2.0)(matcher.params,
