@@ -109,13 +109,12 @@ def without_fundamental_rule(targets, spectra, floors, pitches, keep) -> Correct
   return Correction(*map(np.asarray, correction(targets, spectra, floors)))
 
 
-def _centred_difference(targets, spectra, floors, centring=None):
-  """The correction's band and its smoothed difference centred on `centring` (its band)."""
-  weight = np.asarray(correction_weight(targets, spectra, floors))
+def _centred_difference(targets, spectra, weight, centring=None):
+  """The smoothed difference, centred on `centring` (default: the correction's band,
+  `weight`)."""
   d = np.asarray(smooth(zero_centre(targets) - zero_centre(spectra), D_SMOOTHING_OCTAVES))
   centring = weight if centring is None else centring
-  d = d - np.sum(centring * d, -1, keepdims=True) / np.sum(centring, -1, keepdims=True)
-  return weight, d
+  return d - np.sum(centring * d, -1, keepdims=True) / np.sum(centring, -1, keepdims=True)
 
 
 def energy_centred(share: float):
@@ -126,7 +125,7 @@ def energy_centred(share: float):
     weight = np.asarray(correction_weight(targets, spectra, floors))
     centring = (share * weight * energy / energy.sum(-1, keepdims=True)
                 + (1 - share) * weight / weight.sum(-1, keepdims=True))
-    weight, d = _centred_difference(targets, spectra, floors, centring)
+    d = _centred_difference(targets, spectra, weight, centring)
     curve = without_cut_at_fundamental(soft_limit(weight * d), spectra, pitches, keep)
     return Correction(np.asarray(curve), weight, np.asarray(quiet_band(spectra, floors)))
   return make
@@ -136,7 +135,8 @@ def level_clamped(max_move_db: float):
   """The shipped correction, shifted (inside its band) only as far as it takes for matching
   it to move the track's loudness by at most `max_move_db`: tracks already within keep it."""
   def make(targets, spectra, floors, pitches, keep) -> Correction:
-    weight, d = _centred_difference(targets, spectra, floors)
+    weight = np.asarray(correction_weight(targets, spectra, floors))
+    d = _centred_difference(targets, spectra, weight)
     shift = np.zeros((len(d), 1))
     for _ in range(4):  # the soft limit and the band's fade make one step inexact
       curve = np.asarray(without_cut_at_fundamental(soft_limit(weight * (d + shift)), spectra,

@@ -216,8 +216,7 @@ def bank_from_spectra(classes, labels, spectra, provenance: dict, recorded=None,
                     np.stack([curves[chosen[i]].mean(axis=0) for i in present]).astype(np.float32),
                     np.array([int(np.sum(chosen[i])) for i in present]), provenance,
                     curves[np.concatenate(kept)].astype(np.float32),
-                    np.concatenate([np.full(len(k), n) for n, k in enumerate(kept)]).astype(int),
-                    pitches[np.concatenate(kept)])
+                    _labels([len(k) for k in kept]), pitches[np.concatenate(kept)])
 
 
 def combined(sources: Mapping[str, TargetBank], provenance: dict) -> TargetBank:
@@ -232,8 +231,12 @@ def combined(sources: Mapping[str, TargetBank], provenance: dict) -> TargetBank:
   return TargetBank(tuple(sources), np.stack([r[0] for r in rows]).astype(np.float32),
                     np.array([r[1] for r in rows]), provenance,
                     np.concatenate([r[2] for r in rows]).astype(np.float32),
-                    np.concatenate([np.full(len(r[2]), n) for n, r in enumerate(rows)]).astype(int),
-                    np.concatenate([r[3] for r in rows]))
+                    _labels([len(r[2]) for r in rows]), np.concatenate([r[3] for r in rows]))
+
+
+def _labels(counts) -> np.ndarray:
+  """The class index of each reference, for classes holding `counts` references in turn."""
+  return np.repeat(np.arange(len(counts)), counts).astype(int)
 
 
 def build_target_bank(tracks: Mapping[str, Iterable], load: Callable, source: str = "",
