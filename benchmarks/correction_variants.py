@@ -196,7 +196,7 @@ class LocallyRefined:
     first = np.asarray(layout.to_unit(self.network.predict_settings(curves)))
     unit, _ = fit_curves(layout, curves, starts=1, steps=self.steps,
                          learning_rate=self.learning_rate, quiet=quiet, first=first)
-    return layout.to_eqs(layout.from_unit(unit))
+    return layout.eqs_from_unit(unit)
 
 
 VARIANTS = {

@@ -253,7 +253,8 @@ class AutoEQ:
     diff, weight, quiet = map(np.asarray, correction(target, spectrum, floor, pitch, keep))
     eq = self._match(diff, quiet, sample_rate, refine=requested)
     # What both carry energy in (not the fade beneath the track's band) decides it.
-    note, octaves = None, audible_octaves(audible_weight(target) * audible_weight(spectrum))
+    note, octaves = None, audible_octaves(np.asarray(audible_weight(target))
+                                          * np.asarray(audible_weight(spectrum)))
     if octaves < MIN_AUDIBLE_OCTAVES and requested:
       raise NoCommonBand(f"the reference and the track share only {octaves:.1f} octaves of "
                          f"audible band: there is nothing to match")

@@ -18,9 +18,6 @@ singularity at Nyquist and no cancellation anywhere a result depends on it.
 
 from __future__ import annotations
 
-import functools
-
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -74,28 +71,27 @@ def coefficients(kind, freq_hz, gain_db, q, sample_rate, xp=jnp):
   return (b[0] / a0, b[1] / a0, b[2] / a0, den[1] / a0, den[2] / a0)
 
 
-@functools.partial(jax.jit, static_argnames="kind")
-def magnitude_db(kind, freq_hz, gain_db, q, sample_rate, at_hz):
+def magnitude_db(kind, freq_hz, gain_db, q, sample_rate, at_hz, xp=jnp):
   """Magnitude response in dB of one cookbook biquad at the frequencies `at_hz`.
 
   All array arguments broadcast against each other; the result has their broadcast shape.
-  Finite everywhere (floored at -120 dB) and differentiable in every argument. Jitted (for
-  each kind and shape) so that a call outside `jit` (`EQ.response_db`) runs and compiles one
-  program rather than one per operation.
+  Finite everywhere (floored at -120 dB) and, with `xp=jax.numpy`, differentiable in every
+  argument. `xp=numpy` evaluates a designed EQ in float64 on the host (`EQ.response_db`),
+  as `EQ.to_sos` designs it, with no XLA program per kind and grid.
   """
   _check_kind(kind)
-  half_w = jnp.pi * jnp.asarray(at_hz) / sample_rate
-  half_w0 = jnp.pi * jnp.asarray(freq_hz) / sample_rate
-  u = jnp.sin(half_w) * jnp.cos(half_w0)
-  v = jnp.cos(half_w) * jnp.sin(half_w0)
+  half_w = xp.pi * xp.asarray(at_hz) / sample_rate
+  half_w0 = xp.pi * xp.asarray(freq_hz) / sample_rate
+  u = xp.sin(half_w) * xp.cos(half_w0)
+  v = xp.cos(half_w) * xp.sin(half_w0)
   norm = u * u + v * v
   s = u * u / norm  # sin^2 of the angle of (v, u); s + c = 1.
   c = v * v / norm
   sc = s * c
   band = (c - s) ** 2  # vanishes at the centre frequency.
-  q2 = jnp.asarray(q) ** 2
+  q2 = xp.asarray(q) ** 2
   if kind in ("peak", "low_shelf", "high_shelf"):
-    a = 10.0 ** (jnp.asarray(gain_db) / 40.0)
+    a = 10.0 ** (xp.asarray(gain_db) / 40.0)
   if kind == "peak":
     num, den = band + a * a * sc / q2, band + sc / (a * a * q2)
   elif kind in ("low_shelf", "high_shelf"):
@@ -105,7 +101,7 @@ def magnitude_db(kind, freq_hz, gain_db, q, sample_rate, at_hz):
   else:
     num = {"low_pass": c * c, "high_pass": s * s, "notch": band}[kind]
     den = band + sc / q2
-  return 10.0 * jnp.log10(jnp.maximum(num / den, MIN_POWER_RATIO))
+  return 10.0 * xp.log10(xp.maximum(num / den, MIN_POWER_RATIO))
 
 
 def sos_section(kind, freq_hz, gain_db, q, sample_rate) -> np.ndarray:

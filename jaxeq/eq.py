@@ -71,8 +71,8 @@ class EQ:
     freqs = np.asarray(freqs_hz, dtype=np.float64)
     total = np.zeros(freqs.shape)
     for band in self._designed(sample_rate):
-      total += np.asarray(biquad.magnitude_db(band.kind, band.freq_hz, band.gain_db, band.q,
-                                              sample_rate, freqs))
+      total += biquad.magnitude_db(band.kind, band.freq_hz, band.gain_db, band.q, sample_rate,
+                                   freqs, xp=np)
     return total
 
   def to_sos(self, sample_rate: float) -> np.ndarray:

@@ -137,9 +137,10 @@ class Layout:
 
   # --- [0, 1]^n <-> physical ---------------------------------------------------------
 
-  def from_unit(self, unit: jax.Array) -> Settings:
-    """Physical settings from `(..., num_controls)` values in [0, 1]."""
-    unit = jnp.asarray(unit)
+  def from_unit(self, unit: jax.Array, xp=jnp) -> Settings:
+    """Physical settings from `(..., num_controls)` values in [0, 1]; `xp` is the array module
+    (`jax.numpy`, differentiable, or `numpy`, as `eqs_from_unit` runs it)."""
+    unit = xp.asarray(unit)
     if unit.shape[-1] != self.num_controls:
       raise ValueError(f"layout {self.name} has {self.num_controls} controls, got {unit.shape[-1]}")
     values = []
@@ -147,10 +148,15 @@ class Layout:
       u = unit[..., self._column[n]]
       lo, hi = self._lo[n], self._hi[n]
       if _LOG_SCALE[n]:
-        values.append(jnp.exp(np.log(lo) + (np.log(hi) - np.log(lo)) * u))
+        values.append(xp.exp(np.log(lo) + (np.log(hi) - np.log(lo)) * u))
       else:
         values.append(lo + (hi - lo) * u)
     return Settings(*values)
+
+  def eqs_from_unit(self, unit) -> list[EQ]:
+    """`to_eqs` of `from_unit(unit)`, run on the host in float64: a matcher's answer made
+    EQs without an XLA program per control (each a trace and a compilation-cache load)."""
+    return self.to_eqs(self.from_unit(np.asarray(unit, np.float64), xp=np))
 
   def to_unit(self, settings: Settings) -> jax.Array:
     """`(..., num_controls)` values in [0, 1] for physical settings (clipped into range)."""

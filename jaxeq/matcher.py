@@ -98,7 +98,7 @@ class Matcher:
     answers the same call, fits within it).
     """
     del quiet
-    return self.layout.to_eqs(self.predict_settings(curves_db))
+    return self.layout.eqs_from_unit(self.predict_unit(curves_db))
 
   def for_sample_rate(self, sample_rate: float, exact: bool = False) -> RefinedMatcher:
     """This network for a track at `sample_rate`: where it puts a band above what the rate

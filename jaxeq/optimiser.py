@@ -106,7 +106,7 @@ class OptimiserMatcher:
     unit, _ = fit_curves(self.layout, curves_db, self.starts, self.steps, seed=self.seed,
                          quiet=quiet,
                          first=None if first is None else self.layout.to_unit(first))
-    return self.layout.to_eqs(self.layout.from_unit(unit))
+    return self.layout.eqs_from_unit(unit)
 
   def for_sample_rate(self, sample_rate: float, exact: bool = False) -> "OptimiserMatcher":
     """This optimiser on the layout `sample_rate` allows (`Layout.for_sample_rate`), made

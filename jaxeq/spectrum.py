@@ -3,7 +3,10 @@
 Audio is analysed at `SAMPLE_RATE` (resampled when needed), mixed down to mono, with a Hann
 window of `N_FFT` samples. Spectra live on `FREQS`, 256 log-spaced points from 20 Hz to
 20 kHz. Audio-domain functions take and return NumPy; curve functions (`smooth`,
-`zero_centre`, `difference`) are pure JAX and work on batches of curves.
+`zero_centre`, `difference`) are pure JAX and work on batches of curves. Those a track's
+analysis calls from outside `jit` (`smooth`, `zero_centre`, `audible_weight`, `correction`)
+are jitted: one XLA program each, not one per operation, each of which a fresh process
+would trace and load from the compilation cache.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import functools
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import scipy.fft
@@ -307,6 +311,7 @@ def _smoothing_matrix(octaves: float) -> np.ndarray:
   return (inside / inside.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
+@functools.partial(jax.jit, static_argnames="octaves")
 def smooth(curve_db, octaves: float) -> jnp.ndarray:
   """Fractional-octave smoothing of `(..., 256)` dB curves; `octaves=0` leaves them as they are."""
   if not octaves >= 0:
@@ -317,6 +322,7 @@ def smooth(curve_db, octaves: float) -> jnp.ndarray:
   return curve_db @ _smoothing_matrix(float(octaves)).T
 
 
+@jax.jit
 def zero_centre(curve_db, weight=None) -> jnp.ndarray:
   """Subtract each curve's mean over `FREQS` (weighted by `weight` when given): overall level
   is not the EQ's job."""
@@ -340,6 +346,7 @@ def without_energy(spectrum_db) -> jnp.ndarray:
   return third_octave_below_peak(spectrum_db) > AUDIBLE_BELOW_DB
 
 
+@jax.jit
 def audible_weight(spectrum_db, below_db: float = AUDIBLE_BELOW_DB) -> jnp.ndarray:
   """Where a `(..., 256)` dB curve carries energy: 1 within `below_db − AUDIBLE_FADE_DB` of its
   loudest third-octave, fading to 0 at `below_db` under it."""
@@ -437,6 +444,7 @@ class Correction(NamedTuple):
   quiet: jnp.ndarray
 
 
+@jax.jit
 def correction(target_db, input_db, noise_floor_db=None, pitch_hz=None,
                keep_fundamental=0.0) -> Correction:
   """The one correction of a track: inference (`AutoEQ`), fine-tuning, the benchmarks and the
@@ -453,7 +461,6 @@ def correction(target_db, input_db, noise_floor_db=None, pitch_hz=None,
   (`jaxeq.losses.correction_error`).
   """
   weight = correction_weight(target_db, input_db, noise_floor_db)
-  curve = difference(target_db, input_db, weight)
-  if not (isinstance(keep_fundamental, (int, float)) and keep_fundamental == 0):
-    curve = without_cut_at_fundamental(curve, input_db, pitch_hz, keep_fundamental)
+  curve = without_cut_at_fundamental(difference(target_db, input_db, weight), input_db, pitch_hz,
+                                     keep_fundamental)
   return Correction(curve, weight, quiet_band(input_db, noise_floor_db))
