@@ -455,6 +455,13 @@ def build_parser() -> argparse.ArgumentParser:
   return parser
 
 
+# The command's other threads import packages (scipy.signal, matplotlib) while the main one
+# analyses a track in NumPy calls, each of which lets go of the GIL: at Python's default 5 ms
+# switch interval, taking it back after each call waited up to that long (0.4 s of a cold
+# `jaxeq process`, benchmarks/RESULTS.md).
+SWITCH_INTERVAL_S = 0.001
+
+
 def main(argv=None) -> int:
   # On a GPU, take memory as it is needed rather than most of it up front (JAX's default).
   os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
@@ -462,11 +469,15 @@ def main(argv=None) -> int:
   use_compilation_cache()
   # A library's warning is one line like every other message, without its source line.
   warnings.showwarning = lambda message, *_, **__: fail(f"warning: {message}")
+  interval = sys.getswitchinterval()
+  sys.setswitchinterval(SWITCH_INTERVAL_S)
   try:
     return args.run(args)
   except KeyboardInterrupt:
     fail("interrupted")
     return 130
+  finally:
+    sys.setswitchinterval(interval)
 
 
 if __name__ == "__main__":
