@@ -26,7 +26,9 @@ def test_response_matches_scipy_sosfreqz_of_its_sections(rate):
   _, h = signal.sosfreqz(sos, worN=freqs, fs=rate)
   want = 20 * np.log10(np.abs(h))
   ok = want > -60
-  assert np.max(np.abs(got - want)[ok]) < 0.05
+  # Both in float64: the response a user reads (the EqualizerAPO text, the plots, the
+  # quiet-band rule) is the filters' own.
+  assert np.max(np.abs(got - want)[ok]) < 1e-6
 
 
 def test_flat_eq_is_identity():

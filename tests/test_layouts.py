@@ -33,6 +33,20 @@ def test_unit_mapping_round_trip_and_ranges(name):
     assert np.all(values >= lo * (1 - 1e-5) - 1e-5) and np.all(values <= hi * (1 + 1e-5) + 1e-5)
 
 
+@pytest.mark.parametrize("name", list(layouts.BUILTIN))
+def test_a_matchers_eqs_made_on_the_host_are_the_jax_mapping(name):
+  """`eqs_from_unit` (NumPy, float64: how a matcher's answer becomes EQs) gives the settings
+  `from_unit` gives in JAX (float32)."""
+  layout = get_layout(name)
+  unit = jax.random.uniform(jax.random.key(2), (8, layout.num_controls))
+  for host, traced in zip(layout.eqs_from_unit(unit), layout.to_eqs(layout.from_unit(unit)),
+                          strict=True):
+    for a, b in zip(host.bands, traced.bands, strict=True):
+      assert a.kind == b.kind
+      np.testing.assert_allclose([a.freq_hz, a.q], [b.freq_hz, b.q], rtol=1e-5)
+      assert a.gain_db == pytest.approx(b.gain_db, abs=1e-4)
+
+
 def test_paper4_fixed_shelf_q_and_log_frequency():
   layout = get_layout("paper4")
   half = layout.from_unit(jnp.full((10,), 0.5))
