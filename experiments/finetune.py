@@ -42,7 +42,7 @@ from experiments import launch
 from jaxeq import losses, optimiser, plots
 from jaxeq.atomic import write_text_atomically
 from jaxeq.autoeq import limit_quiet_boosts
-from jaxeq.classes import CLASSES, KEEPS_FUNDAMENTAL
+from jaxeq.classes import CLASSES, KEEPS_FUNDAMENTAL, fundamental_share
 from jaxeq.classifier import load_classifier, softmax
 from jaxeq.matcher import Matcher, load_matcher
 from jaxeq.pitch import median_pitch_hz
@@ -157,8 +157,7 @@ def real_curves(split: dataset.Split, classifier, bank, data_dir) -> Curves:
   blends = [bank.blend(dict(zip(classifier.classes, p)), pitch_hz=pitch)
              for p, pitch in zip(probabilities, pitches)]
   targets = np.stack([target for target, _ in blends])
-  keep = np.array([sum(share for name, share in mix.items() if name in KEEPS_FUNDAMENTAL)
-                   for _, mix in blends], np.float32)
+  keep = np.array([fundamental_share(mix) for _, mix in blends], np.float32)
   pitches = np.array(pitches, np.float32)
   curves, weights, quiet = map(np.asarray, correction(targets, split.spectra, split.noise_floors,
                                                       pitches, keep))
@@ -263,9 +262,7 @@ def make_loss_fn(matcher: Matcher, colouration_db: float, consistency_weight: fl
     response = layout.response_db(settings, FREQS, SAMPLE_RATE)
     metrics = {"mae_db": jnp.mean(losses.correction_mae(response, fix.curve)),
                "quiet_boost_db": jnp.mean(losses.quiet_boost_excess(response, fix.quiet))}
-    # `losses.correction_error`, with the quiet-boost rule weighed `quiet_boost_weight`.
-    loss = jnp.mean(losses.correction_mae(response, fix.curve)
-                    + quiet_boost_weight * losses.quiet_boost_excess(response, fix.quiet))
+    loss = jnp.mean(losses.correction_error(response, fix.curve, fix.quiet, quiet_boost_weight))
     if applied_weight:
       metrics["applied_mae_db"] = jnp.mean(losses.correction_mae(
           applied_response(layout, settings, fix.quiet), fix.curve))

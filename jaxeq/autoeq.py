@@ -25,7 +25,7 @@ from typing import Mapping
 import numpy as np
 
 from jaxeq.audio_io import check_audio
-from jaxeq.classes import KEEPS_FUNDAMENTAL
+from jaxeq.classes import fundamental_share
 from jaxeq.classifier import Classifier, load_classifier
 from jaxeq.eq import EQ
 from jaxeq.filtering import apply_eq_checked, eq_channels
@@ -249,7 +249,7 @@ class AutoEQ:
     else:
       target, instrument = np.asarray(zero_centre(target)), None
     # A reference or a given curve is a request to match it: no rule of a class applies.
-    keep = sum(share for name, share in (mix or {}).items() if name in KEEPS_FUNDAMENTAL)
+    keep = fundamental_share(mix or {})
     diff, weight, quiet = map(np.asarray, correction(target, spectrum, floor, pitch, keep))
     eq = self._match(diff, quiet, sample_rate, refine=requested)
     # What both carry energy in (not the fade beneath the track's band) decides it.

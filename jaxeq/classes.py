@@ -12,6 +12,7 @@ import difflib
 import json
 import types
 from importlib import resources
+from typing import Mapping
 
 JSON_FORMAT = "jaxeq.classes/1"
 DATASETS = ("medleydb", "slakh")
@@ -54,6 +55,13 @@ CLASS_INFO: types.MappingProxyType = types.MappingProxyType({c.name: c for c in 
 # kick or bass note, whose fundamental stands out of it (hi-hats and cymbals have none).
 KEEPS_FUNDAMENTAL = frozenset({"kick", "snare", "toms", "drum_kit", "electric_bass",
                                "upright_bass", "synth_bass", "contrabass", "tuba"})
+
+
+def fundamental_share(mix: Mapping[str, float]) -> float:
+  """How much of a target blended as `mix` (class → share) is a drum's or a bass's: how far
+  its correction keeps the track's fundamental (`keep_fundamental` of
+  `jaxeq.spectrum.correction`)."""
+  return float(sum(share for name, share in mix.items() if name in KEEPS_FUNDAMENTAL))
 
 
 def resolve_name(name: str, names, what: str = "instrument class") -> str:

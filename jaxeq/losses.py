@@ -56,14 +56,14 @@ def correction_mae(response_db: jax.Array, curve_db: jax.Array) -> jax.Array:
   return jnp.mean(jnp.abs(jnp.asarray(curve_db) - response_db), axis=-1)
 
 
-def correction_error(response_db: jax.Array, curve_db: jax.Array,
-                     quiet: jax.Array | None = None) -> jax.Array:
+def correction_error(response_db: jax.Array, curve_db: jax.Array, quiet: jax.Array | None = None,
+                     quiet_boost_weight: float = QUIET_BOOST_WEIGHT) -> jax.Array:
   """Per curve, what a matcher of a correction (`jaxeq.spectrum.correction`) minimises:
-  `correction_mae`, plus `QUIET_BOOST_WEIGHT` x `quiet_boost_excess` given `quiet`."""
+  `correction_mae`, plus `quiet_boost_weight` x `quiet_boost_excess` given `quiet`."""
   error = correction_mae(response_db, curve_db)
   if quiet is None:
     return error
-  return error + QUIET_BOOST_WEIGHT * quiet_boost_excess(response_db, quiet)
+  return error + quiet_boost_weight * quiet_boost_excess(response_db, quiet)
 
 
 def matching_loss(layout: Layout, unit: jax.Array, target_db: jax.Array,

@@ -50,7 +50,7 @@ def plot_targets(bank, path, columns: int = 5) -> None:
   end of their register (dashed, dotted), with the register and the references' count."""
   rows = -(-len(bank.classes) // columns)
   fig, axes = _subplots(rows, columns, figsize=(3.2 * columns, 2.3 * rows), sharex=True,
-                           sharey=True, squeeze=False)
+                        sharey=True, squeeze=False)
   for ax in axes.flat[len(bank.classes):]:
     ax.axis("off")
   origins = [bank.origin(name) for name in bank.classes]
@@ -124,7 +124,7 @@ def plot_summary(entries, path, title: str = "", columns: int = 4) -> None:
   columns = max(1, min(columns, len(entries)))
   rows = -(-len(entries) // columns)
   fig, axes = _subplots(rows, columns, figsize=(3.4 * columns, 2.3 * rows + 0.6), sharex=True,
-                           sharey=True, squeeze=False)
+                        sharey=True, squeeze=False)
   for ax in axes.flat[len(entries):]:
     ax.axis("off")
   curves = [np.asarray(eq.response_db(FREQS, SAMPLE_RATE)) for _, _, eq in entries]
@@ -200,7 +200,7 @@ def plot_curve_matches(curves, responses: dict, titles, path, columns: int = 3) 
   curves = np.asarray(curves)
   rows = -(-len(curves) // columns)
   fig, axes = _subplots(rows, columns, figsize=(4.2 * columns, 3 * rows), sharex=True,
-                           sharey=True, squeeze=False)
+                        sharey=True, squeeze=False)
   for ax in axes.flat[len(curves):]:
     ax.axis("off")
   for k, (ax, curve, title) in enumerate(zip(axes.flat, curves, titles)):

@@ -243,6 +243,7 @@ def nothing_to_equalise(signal: np.ndarray) -> str | None:
   if loudest < NEAR_SILENT_DBFS:
     return f"the track is near-silent (its loudest moment is {loudest:.0f} dBFS)"
   millisecond = SAMPLE_RATE // 1000
+  # Two passes over the chunks: the threshold is the loudest millisecond's, known after one.
   loud = max(chunk.max() for chunk in _millisecond_powers(signal)) * 10 ** (-CLICK_GAP_DB / 10)
   sounding_ms = sum(np.sum(chunk >= loud) for chunk in _millisecond_powers(signal)) / millisecond
   if sounding_ms < CLICK_MS:
